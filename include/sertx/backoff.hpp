@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: BSL-1.0
+#pragma once
+/// \file
+/// Backoff strategies: how long to wait before re-running a body after a
+/// retryable failure. Each is a policy option; times are microseconds.
+///
+/// A strategy is a default-constructible type with
+/// `std::chrono::microseconds delay(unsigned retry, detail::jitter_rng&)`,
+/// where `retry` is 1 before the second attempt, 2 before the third, and so
+/// on. One object lives for one `transact` call, so a strategy may keep state.
+
+#include <sertx/detail/random.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+
+namespace sertx {
+
+namespace detail::option {
+struct backoff {};
+}  // namespace detail::option
+
+namespace detail {
+/// min(cap, base * 2^(retry-1)) without overflow.
+constexpr std::uint64_t capped_exponential(std::uint64_t base, std::uint64_t cap, unsigned retry) noexcept {
+    const unsigned shift = retry == 0 ? 0 : std::min(retry - 1, 62u);
+    if (base != 0 && (cap / base) >> shift == 0) return cap;
+    return std::min(cap, base << shift);
+}
+}  // namespace detail
+
+/// Re-run at once. Right for SQLite, whose BEGIN IMMEDIATE already waits in
+/// the busy handler, and for tests.
+struct no_backoff {
+    using sertx_option = detail::option::backoff;
+    std::chrono::microseconds delay(unsigned, detail::jitter_rng&) const noexcept { return {}; }
+};
+
+/// min(Cap, Base·2^(retry−1)), no randomness: threads that collided together
+/// retry together, so prefer a jittered strategy under contention.
+template <std::uint64_t Base, std::uint64_t Cap>
+struct exponential {
+    static_assert(Base > 0 && Base <= Cap, "sertx: exponential<Base, Cap> needs 0 < Base <= Cap (microseconds).");
+    using sertx_option = detail::option::backoff;
+    std::chrono::microseconds delay(unsigned retry, detail::jitter_rng&) const noexcept {
+        return std::chrono::microseconds(detail::capped_exponential(Base, Cap, retry));
+    }
+};
+
+/// Uniform in [0, min(Cap, Base·2^(retry−1))] ("full jitter").
+template <std::uint64_t Base, std::uint64_t Cap>
+struct full_jitter {
+    static_assert(Base > 0 && Base <= Cap, "sertx: full_jitter<Base, Cap> needs 0 < Base <= Cap (microseconds).");
+    using sertx_option = detail::option::backoff;
+    std::chrono::microseconds delay(unsigned retry, detail::jitter_rng& rng) const noexcept {
+        return std::chrono::microseconds(rng.between(0, detail::capped_exponential(Base, Cap, retry)));
+    }
+};
+
+/// min(Cap, uniform[Base, 3·previous]) with previous starting at Base
+/// ("decorrelated jitter"): grows like exponential but spreads retries.
+template <std::uint64_t Base, std::uint64_t Cap>
+struct decorrelated_jitter {
+    static_assert(Base > 0 && Base <= Cap,
+                  "sertx: decorrelated_jitter<Base, Cap> needs 0 < Base <= Cap (microseconds).");
+    using sertx_option = detail::option::backoff;
+    std::chrono::microseconds delay(unsigned, detail::jitter_rng& rng) noexcept {
+        previous_ = std::min<std::uint64_t>(Cap, rng.between(Base, previous_ * 3));
+        return std::chrono::microseconds(previous_);
+    }
+
+private:
+    std::uint64_t previous_ = Base;
+};
+
+}  // namespace sertx

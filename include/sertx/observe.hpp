@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: BSL-1.0
+#pragma once
+/// \file
+/// Observers and counters.
+///
+/// An observer is a default-constructible type named in the policy as
+/// `sertx::observe<T...>`; one object of each is made per `transact` call.
+/// It may define any of these members; those it lacks cost nothing:
+/// \code
+/// void on_begin(unsigned attempt);
+/// void on_conflict(sertx::failure f, unsigned attempt, std::chrono::microseconds delay);
+/// void on_commit(unsigned attempts);
+/// void on_give_up(sertx::failure f, unsigned attempts);
+/// void on_notice(std::string_view message);   // server NOTICE/WARNING text
+/// \endcode
+/// `db.stats()` returns the database's counters; each event costs one relaxed
+/// atomic add.
+
+#include <sertx/failure.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+#include <tuple>
+
+namespace sertx {
+
+namespace detail::option {
+struct observe {};
+}  // namespace detail::option
+
+/// Policy option: call these observers' hooks.
+template <class... Observers>
+struct observe {
+    using sertx_option = detail::option::observe;
+    using observers = std::tuple<Observers...>;
+};
+
+/// A snapshot of a database's counters.
+struct stats {
+    std::uint64_t commits = 0;
+    /// Attempts that failed and were retried, by `sertx::failure`.
+    std::array<std::uint64_t, failure_kinds> retries{};
+    std::uint64_t give_ups = 0;
+    std::uint64_t commit_unknown = 0;
+    /// Lost COMMITs whose outcome was found out (idempotency key or txid).
+    std::uint64_t commit_resolved = 0;
+    std::uint64_t notices = 0;
+    std::uint64_t sessions_opened = 0;
+    std::uint64_t sessions_discarded = 0;
+    /// False when the database was opened while accepting weaker durability.
+    bool durable = true;
+
+    std::uint64_t retries_of(failure f) const noexcept { return retries[static_cast<std::size_t>(f)]; }
+    std::uint64_t total_retries() const noexcept {
+        std::uint64_t n = 0;
+        for (auto r : retries) n += r;
+        return n;
+    }
+};
+
+namespace detail {
+
+/// The live counters behind `stats`; relaxed, since they order nothing.
+struct counters {
+    std::atomic<std::uint64_t> commits{0};
+    std::array<std::atomic<std::uint64_t>, failure_kinds> retries{};
+    std::atomic<std::uint64_t> give_ups{0};
+    std::atomic<std::uint64_t> commit_unknown{0};
+    std::atomic<std::uint64_t> commit_resolved{0};
+    std::atomic<std::uint64_t> notices{0};
+    std::atomic<std::uint64_t> sessions_opened{0};
+    std::atomic<std::uint64_t> sessions_discarded{0};
+    std::atomic<bool> durable{true};
+
+    static void add(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
+    void retry(failure f) noexcept { add(retries[static_cast<std::size_t>(f)]); }
+
+    stats snapshot() const noexcept {
+        stats s;
+        s.commits = commits.load(std::memory_order_relaxed);
+        for (std::size_t i = 0; i < failure_kinds; ++i) s.retries[i] = retries[i].load(std::memory_order_relaxed);
+        s.give_ups = give_ups.load(std::memory_order_relaxed);
+        s.commit_unknown = commit_unknown.load(std::memory_order_relaxed);
+        s.commit_resolved = commit_resolved.load(std::memory_order_relaxed);
+        s.notices = notices.load(std::memory_order_relaxed);
+        s.sessions_opened = sessions_opened.load(std::memory_order_relaxed);
+        s.sessions_discarded = sessions_discarded.load(std::memory_order_relaxed);
+        s.durable = durable.load(std::memory_order_relaxed);
+        return s;
+    }
+};
+
+/// Calls each observer's hook when it has one.
+template <class Tuple>
+struct observer_set;
+
+template <class... Os>
+struct observer_set<std::tuple<Os...>> {
+    std::tuple<Os...> observers;
+
+    void begin(unsigned attempt) {
+        std::apply([&](auto&... o) { (call_begin(o, attempt), ...); }, observers);
+    }
+    void conflict(failure f, unsigned attempt, std::chrono::microseconds delay) {
+        std::apply([&](auto&... o) { (call_conflict(o, f, attempt, delay), ...); }, observers);
+    }
+    void commit(unsigned attempts) {
+        std::apply([&](auto&... o) { (call_commit(o, attempts), ...); }, observers);
+    }
+    void give_up(failure f, unsigned attempts) {
+        std::apply([&](auto&... o) { (call_give_up(o, f, attempts), ...); }, observers);
+    }
+    void notice(std::string_view text) {
+        std::apply([&](auto&... o) { (call_notice(o, text), ...); }, observers);
+    }
+
+private:
+    template <class O>
+    static void call_begin(O& o, unsigned a) {
+        if constexpr (requires { o.on_begin(a); }) o.on_begin(a);
+    }
+    template <class O>
+    static void call_conflict(O& o, failure f, unsigned a, std::chrono::microseconds d) {
+        if constexpr (requires { o.on_conflict(f, a, d); }) o.on_conflict(f, a, d);
+    }
+    template <class O>
+    static void call_commit(O& o, unsigned a) {
+        if constexpr (requires { o.on_commit(a); }) o.on_commit(a);
+    }
+    template <class O>
+    static void call_give_up(O& o, failure f, unsigned a) {
+        if constexpr (requires { o.on_give_up(f, a); }) o.on_give_up(f, a);
+    }
+    template <class O>
+    static void call_notice(O& o, std::string_view t) {
+        if constexpr (requires { o.on_notice(t); }) o.on_notice(t);
+    }
+};
+
+}  // namespace detail
+}  // namespace sertx

@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: BSL-1.0
+#pragma once
+/// \file
+/// Everything backend-agnostic. Add an adapter: <sertx/soci/postgresql.hpp>
+/// or <sertx/soci/sqlite3.hpp>.
+
+#include <sertx/backend.hpp>
+#include <sertx/backoff.hpp>
+#include <sertx/failure.hpp>
+#include <sertx/isolation.hpp>
+#include <sertx/observe.hpp>
+#include <sertx/operation.hpp>
+#include <sertx/policy.hpp>
+#include <sertx/transact.hpp>
+#include <sertx/transaction.hpp>
+#include <sertx/version.hpp>

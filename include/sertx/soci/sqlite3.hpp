@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: BSL-1.0
+#pragma once
+/// \file
+/// The SQLite adapter, on SOCI's sqlite3 backend.
+///
+/// \code
+/// sertx::sqlite3::database lite = sertx::sqlite3::open("app.db", {.pool_size = 4});
+/// \endcode
+///
+/// SQLite runs one writer at a time, which makes every transaction
+/// serializable as long as writers take the write lock when they begin:
+/// - writing transactions start with `BEGIN IMMEDIATE` (a deferred one that
+///   reads first and then writes fails with SQLITE_BUSY_SNAPSHOT when another
+///   writer committed in between); read-only ones with `BEGIN DEFERRED` on a
+///   WAL snapshot;
+/// - each session is set up and read back: `journal_mode=WAL`,
+///   `synchronous=FULL`, `foreign_keys=ON`, `read_uncommitted=0`, a busy
+///   timeout (SQLite's default is 0, which would surface SQLITE_BUSY at once);
+/// - extended result codes are enabled, so BUSY_SNAPSHOT is told from BUSY;
+/// - a read-only file, a file that is not a database and a database that
+///   cannot enter WAL are refused when opened, with the path in the message;
+/// - `:memory:` works but is not durable (`stats().durable` is false).
+
+#include <sertx/backend.hpp>
+#include <sertx/detail/sqlite_codes.hpp>
+#include <sertx/failure.hpp>
+#include <sertx/soci/common.hpp>
+
+#include <soci/sqlite3/soci-sqlite3.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace sertx::sqlite3 {
+/// The backend tag of the SQLite adapter.
+struct backend {};
+}  // namespace sertx::sqlite3
+
+namespace sertx {
+/// SQLite: serializable (one writer, BEGIN IMMEDIATE), transactional DDL,
+/// savepoints; a read-only transaction reads one snapshot, which is what
+/// DEFERRABLE gives on PostgreSQL.
+template <>
+struct backend_traits<sqlite3::backend> {
+    static constexpr std::string_view name = "sqlite3";
+    static constexpr auto capabilities = boost::hana::make_map(
+        boost::hana::make_pair(boost::hana::type_c<cap::isolation>, isolation_c<isolation::serializable>),
+        boost::hana::make_pair(boost::hana::type_c<cap::transactional_ddl>, boost::hana::true_c),
+        boost::hana::make_pair(boost::hana::type_c<cap::read_only_deferrable>, boost::hana::true_c),
+        boost::hana::make_pair(boost::hana::type_c<cap::savepoints>, boost::hana::true_c));
+};
+}  // namespace sertx
+
+namespace sertx::sqlite3 {
+
+/// How `open` sets up the pool.
+struct options {
+    /// Connections kept open at most. SQLite runs one writer at a time; more
+    /// connections help concurrent readers.
+    std::size_t pool_size = 4;
+    /// How long a transaction waits for a free connection before `pool_exhausted`.
+    std::chrono::milliseconds acquire_timeout{5'000};
+    /// How long BEGIN IMMEDIATE waits for another writer before SQLITE_BUSY.
+    std::chrono::milliseconds busy_timeout{5'000};
+    /// Accept a journal mode other than WAL (a file system without shared
+    /// memory); `stats().durable` then reads false.
+    bool accept_weaker_durability = false;
+};
+
+namespace detail {
+
+struct config {
+    std::string path;
+    options opts;
+};
+
+/// SOCI's sqlite3 connection string takes `db="..."`: quoting keeps spaces,
+/// and it has no escape for a quote inside the path.
+inline std::string soci_connect_string(const std::string& path) {
+    if (path.find('"') != std::string::npos)
+        throw connection_error("sertx: SQLite path '" + path +
+                               "' contains a double quote, which SOCI's connection string cannot carry; "
+                               "rename the file or its directory.");
+    return "db=\"" + path + "\"";
+}
+
+class connection : public sertx::detail::soci_statements<connection> {
+public:
+    using session_type = ::soci::session;
+
+    static std::unique_ptr<connection> open(const config& c, sertx::detail::counters& counters) {
+        std::unique_ptr<::soci::session> session;
+        try {
+            session = std::make_unique<::soci::session>(::soci::sqlite3, soci_connect_string(c.path));
+        } catch (const std::exception& e) {
+            throw connection_error("sertx: cannot open SQLite database '" + c.path + "': " + e.what());
+        }
+        auto self = std::unique_ptr<connection>(new connection(std::move(session)));
+        self->set_up(c, counters);
+        return self;
+    }
+
+    session_type& session() noexcept { return *session_; }
+    sqlite_api::sqlite3* native_handle() const noexcept { return native_; }
+
+    bool healthy() noexcept { return sqlite_api::sqlite3_get_autocommit(native_) != 0; }
+    bool reusable() const noexcept { return !broken_; }
+
+    void begin(bool writes, std::chrono::milliseconds) {
+        // Writers take the write lock up front, waiting in the busy handler,
+        // so that no transaction can fail half-way on a lock upgrade.
+        execute(writes ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+    }
+
+    void verify_isolation() {
+        if (pragma_text("PRAGMA read_uncommitted") != "0")
+            throw isolation_error("sertx: this SQLite connection has read_uncommitted on; it would read other "
+                                  "transactions' uncommitted changes in shared-cache mode.");
+    }
+
+    void commit() {
+        if (sqlite_api::sqlite3_get_autocommit(native_) != 0)
+            throw database_error(failure::permanent, "SQLITE_ABORT",
+                                 "sertx: the transaction had already been rolled back inside the body (a failed "
+                                 "statement SQLite undoes whole, or a ROLLBACK), so it was not committed.");
+        execute("COMMIT");
+    }
+
+    void rollback() { execute("ROLLBACK"); }
+
+    void abandon(failure) noexcept {
+        if (sqlite_api::sqlite3_get_autocommit(native_) != 0) return;
+        if (sqlite_api::sqlite3_exec(native_, "ROLLBACK", nullptr, nullptr, nullptr) != SQLITE_OK) broken_ = true;
+    }
+
+    failure classify(const std::exception_ptr& e) const noexcept {
+        try {
+            std::rethrow_exception(e);
+        } catch (const database_error& d) {
+            return d.kind();
+        } catch (const ::soci::sqlite3_soci_error& s) {
+            return sertx::detail::classify_sqlite_result(s.result());
+        } catch (...) {
+            return failure::permanent;
+        }
+    }
+
+    template <class F>
+    void take_notices(F&&) noexcept {}  // SQLite sends none
+
+    void execute(const char* sql) {
+        char* message = nullptr;
+        const int rc = sqlite_api::sqlite3_exec(native_, sql, nullptr, nullptr, &message);
+        if (rc == SQLITE_OK) return;
+        const int code = sqlite_api::sqlite3_extended_errcode(native_);
+        std::string why = message ? message : sqlite_api::sqlite3_errstr(code);
+        sqlite_api::sqlite3_free(message);
+        throw database_error(sertx::detail::classify_sqlite_result(code), std::to_string(code),
+                             std::string("sertx: ") + sql + " failed: " + why);
+    }
+
+private:
+    explicit connection(std::unique_ptr<::soci::session> s)
+        : session_(std::move(s)),
+          native_(static_cast<::soci::sqlite3_session_backend*>(session_->get_backend())->conn_) {}
+
+    std::string pragma_text(const char* sql) {
+        sqlite_api::sqlite3_stmt* stmt = nullptr;
+        std::string value;
+        int rc = sqlite_api::sqlite3_prepare_v2(native_, sql, -1, &stmt, nullptr);
+        if (rc == SQLITE_OK) {
+            rc = sqlite_api::sqlite3_step(stmt);
+            if (rc == SQLITE_ROW) {
+                const auto* text = sqlite_api::sqlite3_column_text(stmt, 0);
+                value = text ? reinterpret_cast<const char*>(text) : "";
+                rc = SQLITE_OK;
+            } else if (rc == SQLITE_DONE) {
+                rc = SQLITE_OK;
+            }
+        }
+        sqlite_api::sqlite3_finalize(stmt);
+        if (rc != SQLITE_OK) {
+            const int code = sqlite_api::sqlite3_extended_errcode(native_);
+            throw database_error(sertx::detail::classify_sqlite_result(code), std::to_string(code),
+                                 std::string("sertx: ") + sql + " failed: " + sqlite_api::sqlite3_errmsg(native_));
+        }
+        return value;
+    }
+
+    /// Sets each guarantee and reads it back (DESIGN §4).
+    void set_up(const config& c, sertx::detail::counters& counters) {
+        sqlite_api::sqlite3_extended_result_codes(native_, 1);
+        sqlite_api::sqlite3_busy_timeout(native_, static_cast<int>(c.opts.busy_timeout.count()));
+        const bool in_memory = c.path == ":memory:" || c.path.empty();
+        std::string mode;
+        try {
+            mode = pragma_text("PRAGMA journal_mode=WAL");
+        } catch (const database_error& e) {
+            const int primary = std::stoi(e.code()) & 0xff;
+            if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT)
+                throw connection_error("sertx: '" + c.path +
+                                       "' is not a SQLite database, or it is corrupt (" + e.what() +
+                                       "); restore it from a backup or point sertx at another file.");
+            if (primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN || primary == SQLITE_PERM)
+                throw connection_error("sertx: SQLite database '" + c.path + "' cannot be written (" + e.what() +
+                                       "); sertx needs write access to the file and its directory (for the "
+                                       "-wal and -shm files).");
+            throw;
+        }
+        if (!in_memory && sqlite_api::sqlite3_db_readonly(native_, "main") == 1)
+            throw connection_error("sertx: SQLite database '" + c.path +
+                                   "' was opened read-only (file or directory permissions); sertx needs write "
+                                   "access to the file and its directory (for the -wal and -shm files).");
+        if (in_memory) {
+            counters.durable.store(false, std::memory_order_relaxed);  // gone with the process, by design
+        } else if (mode != "wal") {
+            if (!c.opts.accept_weaker_durability)
+                throw durability_error("sertx: SQLite database '" + c.path + "' could not enter WAL mode (it is in " +
+                                       mode + " mode); sertx needs WAL for readers that do not block the "
+                                       "writer. Use a local file system, or open with "
+                                       "{.accept_weaker_durability = true}.");
+            counters.durable.store(false, std::memory_order_relaxed);
+        }
+        execute("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA read_uncommitted=0");
+        if (pragma_text("PRAGMA synchronous") != "2")
+            throw durability_error("sertx: SQLite database '" + c.path + "' did not accept synchronous=FULL.");
+        if (pragma_text("PRAGMA foreign_keys") != "1")
+            throw error("sertx: SQLite database '" + c.path + "' did not accept foreign_keys=ON.");
+        if (pragma_text("PRAGMA busy_timeout") != std::to_string(c.opts.busy_timeout.count()))
+            throw error("sertx: SQLite database '" + c.path + "' did not accept busy_timeout.");
+        verify_isolation();
+    }
+
+    std::unique_ptr<::soci::session> session_;
+    sqlite_api::sqlite3* native_;
+    bool broken_ = false;
+};
+
+}  // namespace detail
+
+/// A thread-safe pool of checked SQLite connections to one file; copies
+/// share the pool.
+class database : public sertx::detail::soci_database<backend, detail::connection, detail::config> {
+public:
+    using soci_database::soci_database;
+};
+
+/// Opens a pool on the SQLite file at `path` (created when missing;
+/// ":memory:" for a private in-memory database, one per connection) and
+/// checks one connection at once.
+inline database open(std::string path, options opts = {}) {
+    if (opts.pool_size == 0) throw error("sertx: sqlite3::open needs pool_size >= 1.");
+    const std::string what = "SQLite database '" + path + "'";
+    database db(std::make_shared<database::pool_type>(detail::config{std::move(path), opts}, opts.pool_size,
+                                                      opts.acquire_timeout, what));
+    db.acquire(std::chrono::steady_clock::time_point::max());
+    return db;
+}
+
+}  // namespace sertx::sqlite3

@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: BSL-1.0
+// A helper that writes, called from a read-only transaction, does not compile.
+// expect: (constraints not satisfied|writable_transaction)
+#include <sertx/sertx.hpp>
+#include <sertx/soci/sqlite3.hpp>
+
+void debit(sertx::writable_transaction auto& tx, long) { tx.sql() << "update account set balance = balance - 1"; }
+
+void misuse(sertx::sqlite3::database& db) {
+    sertx::transact<sertx::policy<sertx::read_only>>(db, [](auto& tx) { debit(tx, 1); });
+}

@@ -1,0 +1,2 @@
+-- note; it's
+/* outer /* inner; */ still */ SELECT 1; /* x */ ;;

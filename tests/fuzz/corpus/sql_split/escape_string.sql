@@ -1,0 +1,2 @@
+INSERT INTO t VALUES (E'it\'s; a \\', 'a\');
+SELECT e'\';';

@@ -1,0 +1,3 @@
+CREATE TABLE a (x int);
+INSERT INTO a VALUES ('it''s; ok');
+SELECT "a;""b" FROM a

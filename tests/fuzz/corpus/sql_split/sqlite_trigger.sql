@@ -1,0 +1,6 @@
+CREATE TEMP TRIGGER audit AFTER UPDATE ON backend
+BEGIN
+  UPDATE backend SET ending = CASE WHEN new.x THEN 1 ELSE 0 END;
+  INSERT INTO [log;] (`a;``b`) VALUES (';');
+END;
+BEGIN; SELECT 1; END;
