@@ -17,6 +17,8 @@
 // message of an error).
 
 #include <algorithm>
+#include <sertx/detail/sql_dialect.hpp>
+
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -25,9 +27,6 @@
 #include <vector>
 
 namespace sertx::detail {
-
-/// The lexical rules a script is split by.
-enum class sql_dialect { postgresql, sqlite };
 
 /// Thrown by split_statements when a construct is still open at the end of
 /// the script. what() names the construct and the line it started on.

@@ -12,6 +12,8 @@
 
 #include <sertx/failure.hpp>
 #include <sertx/observe.hpp>
+#include <sertx/soci/effect_statements.hpp>
+#include <sertx/soci/migration_statements.hpp>
 
 #include <soci/soci.h>
 
@@ -52,9 +54,9 @@ inline std::int64_t unix_micros_now() {
 }
 
 /// Statements every SOCI connection runs the same way. `Connection` provides
-/// `session()` and `execute(const char*)`.
+/// `session()`, `execute(const char*)` and `static constexpr sql_dialect dialect`.
 template <class Connection>
-class soci_statements {
+class soci_statements : public effect_statements<Connection>, public migration_statements<Connection> {
 public:
     void savepoint(unsigned depth) { self().execute(("SAVEPOINT sertx_" + std::to_string(depth)).c_str()); }
     void release(unsigned depth) { self().execute(("RELEASE SAVEPOINT sertx_" + std::to_string(depth)).c_str()); }

@@ -152,6 +152,7 @@ inline config parse_conninfo(std::string conninfo, const options& opts) {
 class connection : public sertx::detail::soci_statements<connection> {
 public:
     using session_type = ::soci::session;
+    static constexpr sertx::detail::sql_dialect dialect = sertx::detail::sql_dialect::postgresql;
 
     static std::unique_ptr<connection> open(const config& c, sertx::detail::counters& counters) {
         std::unique_ptr<::soci::session> session;

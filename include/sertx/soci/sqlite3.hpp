@@ -89,6 +89,7 @@ inline std::string soci_connect_string(const std::string& path) {
 class connection : public sertx::detail::soci_statements<connection> {
 public:
     using session_type = ::soci::session;
+    static constexpr sertx::detail::sql_dialect dialect = sertx::detail::sql_dialect::sqlite;
 
     static std::unique_ptr<connection> open(const config& c, sertx::detail::counters& counters) {
         std::unique_ptr<::soci::session> session;
