@@ -29,6 +29,11 @@
 //    starts direct TLS, the connection degrades to a raw byte pipe: no commit
 //    detection and no chaos on that connection (cut_all / refuse_new still
 //    work).  Use sslmode=disable (and gssencmode=disable) for fault tests.
+//  * Only Simple Query ('Q') commits are recognised (libpq PQexec("COMMIT"),
+//    which is what soci::session::commit() sends).  A COMMIT sent through the
+//    extended protocol (Parse/Bind/Execute, e.g. PQexecParams or a prepared
+//    SOCI statement) or embedded in a multi-statement string
+//    ("INSERT ...; COMMIT") is not recognised.
 
 #include <arpa/inet.h>
 #include <netdb.h>

@@ -580,7 +580,7 @@ void run_all(const target& t) {
         std::atomic<bool> done{false};
         std::vector<std::thread> workers;
         const auto t0 = steady::now();
-        for (int w = 0; w < 6; ++w) {
+        for (int w = 0; w < 4; ++w) {
             workers.emplace_back([&, w] {
                 pg_ptr c;
                 for (int i = 0; i < 25; ++i) {
@@ -596,18 +596,19 @@ void run_all(const target& t) {
             int k = 0;
             while (!done.load()) {
                 std::this_thread::sleep_for(15ms);
-                switch (k++ % 4) {
-                case 0: p.cut_all(); break;
-                case 1: p.drop_after_commit(1); break;
-                case 2: p.drop_before_commit(1); break;
-                default: p.set_chaos(0.05 * (k % 3), 0.1, 20ms); break;
+                switch (k++ % 40) { // one cycle ~ 600 ms, longer than a (slow, SCRAM) connect
+                case 10: p.cut_all(); break;
+                case 20: p.drop_after_commit(1); break;
+                case 25: p.drop_before_commit(1); break;
+                case 30: p.set_chaos(0.05 * (k % 3), 0.1, 20ms); break;
+                default: break;
                 }
             }
         });
         for (auto& w : workers) w.join();
         done.store(true);
         controller.join();
-        std::printf("       %d of 150 committed, cuts %llu, drops %llu/%llu, %.1f s\n", ok_txns.load(),
+        std::printf("       %d of 100 committed, cuts %llu, drops %llu/%llu, %.1f s\n", ok_txns.load(),
                     static_cast<unsigned long long>(p.connections_cut()),
                     static_cast<unsigned long long>(p.commits_dropped_before_forward()),
                     static_cast<unsigned long long>(p.commits_dropped_after_forward()), seconds_since(t0));

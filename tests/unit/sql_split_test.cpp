@@ -276,8 +276,8 @@ TEST_CASE("an unterminated block comment throws with its line") {
 
 TEST_CASE("an unterminated dollar quote throws with its line and tag") {
     require_unterminated("SELECT 1;\nDO $body$ BEGIN; END; $$;\n$BODY$", pg, "dollar-quoted string", 2);
-    CHECK_THROWS_WITH(split_statements("SELECT $t$;", pg),
-                      Catch::Matchers::Contains("no closing $t$"));
+    // EndsWith reads the same in Catch2 2 and 3; the substring matcher was renamed.
+    CHECK_THROWS_WITH(split_statements("SELECT $t$;", pg), Catch::Matchers::EndsWith("no closing $t$"));
 }
 
 TEST_CASE("an unterminated SQLite trigger body throws with the line of its BEGIN") {

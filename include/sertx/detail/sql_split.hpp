@@ -62,6 +62,7 @@ private:
     return 1 + static_cast<std::size_t>(std::count(script.begin(), end, '\n'));
 }
 
+// The scanner behind split_statements; one object splits one script.
 class statement_splitter {
 public:
     statement_splitter(std::string_view script, sql_dialect dialect) noexcept
