@@ -201,45 +201,60 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
         failure failed = failure::permanent;
         std::exception_ptr cause;
         std::int64_t txid = 0;
-        {
-            auto leased = db.acquire(deadline);
-            auto& lease = leased.connection();
+        // A session that cannot be opened (the server restarting) fails
+        // before anything was sent: as safe to retry as a lost connection.
+        std::optional<decltype(db.acquire(deadline))> leased;
+        try {
+            leased.emplace(db.acquire(deadline));
+        } catch (const connection_error&) {
+            cause = std::current_exception();
+            failed = failure::connection_lost;
+        }
+        std::optional<keyed_t> outcome;
+        if (leased) {
+            auto& lease = leased->connection();
             active_transaction now{db.identity(), &lease, &after_commit, attempt, 0};
             active_scope scope(now);
+            const auto forward_notices = [&] { lease.take_notices([&](std::string_view n) { observers.notice(n); }); };
             try {
                 lease.begin(Policy::writes, Policy::lock_wait);
                 if constexpr (Policy::verify_every_transaction) lease.verify_isolation();
                 if (key && lease.key_committed(key->value)) {
                     lease.rollback();
-                    lease.take_notices([&](std::string_view n) { observers.notice(n); });
-                    return keyed_t{};
-                }
-                tx_t tx(lease, attempt, after_commit);
-                auto finish = [&] {
-                    if (key) lease.record_key(key->value);
-                    if constexpr (Policy::resolve_by_txid) txid = lease.current_txid();
-                    lease.commit();
-                    lease.take_notices([&](std::string_view n) { observers.notice(n); });
+                    outcome.emplace();  // committed before: the body is not run
+                } else {
+                    tx_t tx(lease, attempt, after_commit);
+                    const auto finish = [&] {
+                        if (key) lease.record_key(key->value);
+                        if constexpr (Policy::resolve_by_txid) txid = lease.current_txid();
+                        lease.commit();
+                    };
+                    if constexpr (std::is_void_v<result_t>) {
+                        body(tx);
+                        finish();
+                        outcome.emplace(true);
+                    } else {
+                        result_t result = body(tx);
+                        finish();
+                        outcome.emplace(std::move(result));
+                    }
                     counters.add(counters.commits);
                     observers.commit(attempt);
-                };
-                if constexpr (std::is_void_v<result_t>) {
-                    body(tx);
-                    finish();
-                    run_after_commit(after_commit);
-                    return keyed_t{true};
-                } else {
-                    result_t result = body(tx);
-                    finish();
-                    run_after_commit(after_commit);
-                    return keyed_t{std::move(result)};
                 }
             } catch (...) {
                 cause = std::current_exception();
                 failed = lease.classify(cause);
                 lease.abandon(failed);
-                lease.take_notices([&](std::string_view n) { observers.notice(n); });
             }
+            forward_notices();
+        }
+        leased.reset();
+        if (outcome) {
+            // After the session went back and outside the transaction's
+            // scope: an action may start a transaction of its own, and its
+            // failure must never make the committed body run again.
+            run_after_commit(after_commit);
+            return std::move(*outcome);
         }
         after_commit.clear();
 
