@@ -1,10 +1,19 @@
 # SPDX-License-Identifier: BSL-1.0
-# Installs the headers and a relocatable CMake package: find_package(sertx).
+# Installs the headers, a relocatable CMake package (find_package(sertx)) and
+# pkg-config files (sertx, sertx-postgresql, sertx-sqlite3).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-set(SERTX_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/cmake/sertx" CACHE STRING
-    "Where sertxConfig.cmake goes (header-only: architecture-independent)")
+set(SERTX_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/sertx" CACHE STRING
+    "Where sertxConfig.cmake goes, relative to the prefix (vcpkg: share/sertx)")
+set(SERTX_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig" CACHE STRING
+    "Where the pkg-config files go, relative to the prefix (vcpkg: share/pkgconfig)")
+
+# Installed names are the ones users link in every form: sertx::postgresql,
+# not sertx::sertx_postgresql.
+set_target_properties(sertx_soci PROPERTIES EXPORT_NAME soci)
+set_target_properties(sertx_postgresql PROPERTIES EXPORT_NAME postgresql)
+set_target_properties(sertx_sqlite3 PROPERTIES EXPORT_NAME sqlite3)
 
 install(TARGETS sertx sertx_soci sertx_postgresql sertx_sqlite3 EXPORT sertxTargets
         FILE_SET HEADERS DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -12,6 +21,7 @@ install(EXPORT sertxTargets NAMESPACE sertx:: DESTINATION ${SERTX_INSTALL_CMAKED
 
 configure_package_config_file(cmake/sertxConfig.cmake.in
   "${CMAKE_CURRENT_BINARY_DIR}/sertxConfig.cmake" INSTALL_DESTINATION ${SERTX_INSTALL_CMAKEDIR})
+# Header-only: one package serves 32- and 64-bit consumers alike.
 write_basic_package_version_file("${CMAKE_CURRENT_BINARY_DIR}/sertxConfigVersion.cmake"
   COMPATIBILITY SameMajorVersion ARCH_INDEPENDENT)
 install(FILES
@@ -20,3 +30,40 @@ install(FILES
   cmake/sertxDependencies.cmake
   cmake/FindSOCI.cmake
   DESTINATION ${SERTX_INSTALL_CMAKEDIR})
+
+# pkg-config. Boost and SOCI ship no .pc file, so the files name their
+# include and library directories, when the compiler would not search them
+# anyway, and SOCI's libraries.
+function(_sertx_library_dir out target)
+  set(${out} "" PARENT_SCOPE)
+  if(NOT TARGET ${target})
+    return()
+  endif()
+  foreach(property IN ITEMS IMPORTED_LOCATION IMPORTED_LOCATION_RELEASE IMPORTED_LOCATION_NOCONFIG
+                            IMPORTED_LOCATION_RELWITHDEBINFO IMPORTED_LOCATION_DEBUG)
+    get_target_property(location ${target} ${property})
+    if(location)
+      get_filename_component(dir "${location}" DIRECTORY)
+      if(NOT dir IN_LIST CMAKE_CXX_IMPLICIT_LINK_DIRECTORIES)
+        set(${out} "-L${dir} " PARENT_SCOPE)
+      endif()
+      return()
+    endif()
+  endforeach()
+endfunction()
+
+file(RELATIVE_PATH _sertx_pc_to_prefix "${CMAKE_INSTALL_PREFIX}/${SERTX_INSTALL_PKGCONFIGDIR}" "${CMAKE_INSTALL_PREFIX}")
+string(REGEX REPLACE "/$" "" _sertx_pc_to_prefix "${_sertx_pc_to_prefix}")
+set(SERTX_PC_PREFIX "\${pcfiledir}/${_sertx_pc_to_prefix}")
+_sertx_library_dir(SERTX_PC_SOCI_LIBDIR ${SERTX_SOCI_CORE_TARGET})
+set(SERTX_PC_BOOST_CFLAGS "")
+get_target_property(_sertx_boost_includes ${SERTX_HANA_TARGET} INTERFACE_INCLUDE_DIRECTORIES)
+foreach(_sertx_dir IN LISTS _sertx_boost_includes)
+  if(_sertx_dir AND NOT _sertx_dir MATCHES "\\$<" AND NOT _sertx_dir IN_LIST CMAKE_CXX_IMPLICIT_INCLUDE_DIRECTORIES)
+    string(APPEND SERTX_PC_BOOST_CFLAGS " -I${_sertx_dir}")
+  endif()
+endforeach()
+foreach(_sertx_pc IN ITEMS sertx sertx-postgresql sertx-sqlite3)
+  configure_file(cmake/${_sertx_pc}.pc.in "${CMAKE_CURRENT_BINARY_DIR}/${_sertx_pc}.pc" @ONLY)
+  install(FILES "${CMAKE_CURRENT_BINARY_DIR}/${_sertx_pc}.pc" DESTINATION ${SERTX_INSTALL_PKGCONFIGDIR})
+endforeach()

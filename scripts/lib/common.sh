@@ -19,6 +19,8 @@ sertx_install_packages() {
 }
 
 SERTX_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libboost-dev libsoci-dev libpq-dev libsqlite3-dev sqlite3 catch2)
+# What the tests need beyond a build: the server, the API reference's generator.
+SERTX_TEST_PACKAGES=(postgresql doxygen python3)
 
 # A free TCP port on 127.0.0.1.
 sertx_free_port() {
