@@ -8,6 +8,7 @@
 #include <sertx/backoff.hpp>
 #include <sertx/failure.hpp>
 #include <sertx/isolation.hpp>
+#include <sertx/migrate.hpp>
 #include <sertx/observe.hpp>
 #include <sertx/operation.hpp>
 #include <sertx/policy.hpp>
