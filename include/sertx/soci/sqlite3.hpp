@@ -32,6 +32,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace sertx::sqlite3 {
 /// The backend tag of the SQLite adapter.
@@ -190,6 +191,21 @@ private:
         return value;
     }
 
+    /// Switching a new file to WAL needs a moment alone with it, and SQLite
+    /// answers SQLITE_BUSY at once, without its busy handler, while another
+    /// connection is opening it too: wait as busy_timeout would.
+    std::string enter_wal(std::chrono::milliseconds busy_timeout) {
+        const auto give_up = std::chrono::steady_clock::now() + busy_timeout;
+        for (;;) {
+            try {
+                return pragma_text("PRAGMA journal_mode=WAL");
+            } catch (const database_error& e) {
+                if (e.kind() != failure::busy || std::chrono::steady_clock::now() >= give_up) throw;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    }
+
     /// Sets each guarantee and reads it back (DESIGN §4).
     void set_up(const config& c, sertx::detail::counters& counters) {
         sqlite_api::sqlite3_extended_result_codes(native_, 1);
@@ -197,7 +213,7 @@ private:
         const bool in_memory = c.path == ":memory:" || c.path.empty();
         std::string mode;
         try {
-            mode = pragma_text("PRAGMA journal_mode=WAL");
+            mode = enter_wal(c.opts.busy_timeout);
         } catch (const database_error& e) {
             const int primary = std::stoi(e.code()) & 0xff;
             if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT)
