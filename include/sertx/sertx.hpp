@@ -6,7 +6,9 @@
 
 #include <sertx/backend.hpp>
 #include <sertx/backoff.hpp>
+#include <sertx/effects.hpp>
 #include <sertx/failure.hpp>
+#include <sertx/install.hpp>
 #include <sertx/isolation.hpp>
 #include <sertx/migrate.hpp>
 #include <sertx/observe.hpp>

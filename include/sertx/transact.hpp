@@ -32,10 +32,12 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace sertx {
@@ -113,6 +115,28 @@ inline void run_after_commit(std::vector<std::function<void()>>& actions) {
     }
     if (first) std::rethrow_exception(first);
 }
+
+/// A random name for one attempt of a keyed transaction, written with the
+/// key: after a lost COMMIT it tells this call's commit from another call's.
+inline std::string new_attempt_id() {
+    thread_local std::random_device entropy;  // no state a fork() could duplicate
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string id;
+    for (int word = 0; word < 4; ++word) {
+        const std::uint32_t bits = entropy();
+        for (int shift = 28; shift >= 0; shift -= 4) id.push_back(digits[(bits >> shift) & 0xf]);
+    }
+    return id;
+}
+
+/// An attempt whose COMMIT's answer was lost, kept until it is known whether
+/// it committed: then its value and after_commit actions are the call's.
+template <class Value>
+struct lost_attempt {
+    std::string id;
+    Value value;
+    std::vector<std::function<void()>> actions;
+};
 
 [[noreturn]] inline void give_up(const std::exception_ptr& cause, unsigned attempts, failure last, const char* why) {
     try {
@@ -195,6 +219,24 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
     const auto deadline = Policy::deadline.count() > 0 ? started + Policy::deadline
                                                        : std::chrono::steady_clock::time_point::max();
     std::vector<std::function<void()>> after_commit;
+    using value_t = std::conditional_t<std::is_void_v<result_t>, std::monostate, result_t>;
+    std::vector<lost_attempt<value_t>> lost;  // attempts whose COMMIT's answer was lost
+    // The call's outcome once one of its attempts committed: its after_commit
+    // actions run after the session went back, outside any transaction (an
+    // action may start a transaction of its own, and its failure must never
+    // make the committed body run again).
+    const auto deliver = [](value_t& value, std::vector<std::function<void()>>& actions) -> keyed_t {
+        run_after_commit(actions);
+        if constexpr (std::is_void_v<result_t>) return true;
+        else return keyed_t{std::move(value)};
+    };
+    // The key is in the commit log: the outcome of this call's attempt that
+    // wrote it, or empty when another call did.
+    const auto committed_as = [&](const std::string& id) -> keyed_t {
+        for (auto& l : lost)
+            if (l.id == id) return deliver(l.value, l.actions);
+        return keyed_t{};
+    };
 
     for (unsigned attempt = 1;; ++attempt) {
         observers.begin(attempt);
@@ -210,7 +252,10 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
             cause = std::current_exception();
             failed = failure::connection_lost;
         }
-        std::optional<keyed_t> outcome;
+        const std::string attempt_id = key ? new_attempt_id() : std::string();
+        std::optional<value_t> produced;          // the body's value, until COMMIT's outcome is known
+        std::optional<std::string> committed_by;  // the attempt that wrote the key, found at the start
+        bool commit_sent = false, committed = false;
         if (leased) {
             auto& lease = leased->connection();
             active_transaction now{db.identity(), &lease, &after_commit, attempt, 0};
@@ -219,25 +264,22 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
             try {
                 lease.begin(Policy::writes, Policy::lock_wait);
                 if constexpr (Policy::verify_every_transaction) lease.verify_isolation();
-                if (key && lease.key_committed(key->value)) {
-                    lease.rollback();
-                    outcome.emplace();  // committed before: the body is not run
+                if (key) committed_by = lease.key_committed(key->value);
+                if (committed_by) {
+                    lease.rollback();  // committed before: the body is not run
                 } else {
                     tx_t tx(lease, attempt, after_commit);
-                    const auto finish = [&] {
-                        if (key) lease.record_key(key->value);
-                        if constexpr (Policy::resolve_by_txid) txid = lease.current_txid();
-                        lease.commit();
-                    };
                     if constexpr (std::is_void_v<result_t>) {
                         body(tx);
-                        finish();
-                        outcome.emplace(true);
+                        produced.emplace();
                     } else {
-                        result_t result = body(tx);
-                        finish();
-                        outcome.emplace(std::move(result));
+                        produced.emplace(body(tx));
                     }
+                    if (key) lease.record_key(key->value, attempt_id);
+                    if constexpr (Policy::resolve_by_txid) txid = lease.current_txid();
+                    commit_sent = true;
+                    lease.commit();
+                    committed = true;
                     counters.add(counters.commits);
                     observers.commit(attempt);
                 }
@@ -249,22 +291,31 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
             forward_notices();
         }
         leased.reset();
-        if (outcome) {
-            // After the session went back and outside the transaction's
-            // scope: an action may start a transaction of its own, and its
-            // failure must never make the committed body run again.
-            run_after_commit(after_commit);
-            return std::move(*outcome);
-        }
-        after_commit.clear();
+        if (committed_by) return committed_as(*committed_by);
+        if (committed) return deliver(*produced, after_commit);
 
+        // Nothing can have committed before COMMIT was sent.
+        if (failed == failure::commit_unknown && !commit_sent) failed = failure::connection_lost;
         if (failed == failure::commit_unknown) {
             // The lost attempt may have committed: find out before anything
-            // is re-run, or stop. A blind retry could apply it twice.
-            std::optional<bool> committed;
-            if (key) committed = db.key_committed_elsewhere(key->value, deadline);
-            if constexpr (Policy::resolve_by_txid) committed = db.txid_committed(txid, deadline);
-            if (!committed) {
+            // is re-run, or stop. A blind retry could apply it twice. Its
+            // value and actions are kept: they are the call's if it did.
+            lost.push_back({attempt_id, std::move(*produced), std::move(after_commit)});
+            std::optional<bool> applied;  // by this attempt
+            if constexpr (Policy::resolve_by_txid) applied = db.txid_committed(txid, deadline);
+            if (key && !applied) {
+                if (auto written_by = db.key_committed_elsewhere(key->value, deadline)) {
+                    if (*written_by) {
+                        counters.add(counters.commit_resolved);
+                        return committed_as(**written_by);
+                    }
+                    // Absent: rolled back, or its COMMIT is still in flight on
+                    // the server; then the retry conflicts on the key and
+                    // finds it at its start.
+                    applied = false;
+                }
+            }
+            if (!applied) {
                 counters.add(counters.commit_unknown);
                 try {
                     std::rethrow_exception(cause);
@@ -276,21 +327,12 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
                 }
             }
             counters.add(counters.commit_resolved);
-            if (*committed) {
-                // Committed: the body's value of that attempt is gone, and a
-                // keyed call reports exactly that ("committed before").
-                if (key) return keyed_t{};
-                if constexpr (std::is_void_v<result_t>) return keyed_t{true};
-                else
-                    throw sertx::commit_unknown(
-                        "sertx: COMMIT's connection was lost; the transaction did commit (by txid), but the "
-                        "body's result was lost with the connection.");
-            }
+            if (*applied) return deliver(lost.back().value, lost.back().actions);
             failed = failure::connection_lost;  // rolled back: safe to run again
         }
+        after_commit.clear();
 
         if (!is_retryable(failed)) std::rethrow_exception(cause);
-        counters.retry(failed);
         if (attempt >= Policy::max_attempts) {
             counters.add(counters.give_ups);
             observers.give_up(failed, attempt);
@@ -302,6 +344,7 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
             observers.give_up(failed, attempt);
             give_up(cause, attempt, failed, "deadline reached");
         }
+        counters.retry(failed);  // only now: an attempt given up on counts as a give-up
         observers.conflict(failed, attempt, delay);
         if (delay.count() > 0) std::this_thread::sleep_for(delay);
     }
@@ -325,9 +368,15 @@ auto transact(Db& db, Body&& body) {
     }
 }
 
-/// Runs `body(tx)` at most once for `key`, ever: the key is written in the
-/// same transaction. Returns the body's value, or empty (false for a void
-/// body) when the key had committed before and the body was not run.
+/// Commits `body(tx)` at most once for `key`, ever: the key is written into
+/// `sertx_commit_log` (made by `sertx::install`) in the same transaction.
+/// Returns the body's value (true for a void body) when this call committed
+/// it, or empty (false) when another call had committed the key and the body
+/// was not run. When the connection is lost while COMMIT is in flight, the
+/// key is looked up on a fresh session: this call's own commit still returns
+/// the body's value and runs its after_commit actions; a COMMIT that did not
+/// apply is retried (a late one cannot apply twice: the retry conflicts on
+/// the key); when the database cannot be asked, `commit_unknown` is thrown.
 template <class Policy = default_policy, class Db, class Body>
 auto transact(Db& db, const idempotency_key& key, Body&& body) {
     detail::check_transact_requirements<Db, Policy>();

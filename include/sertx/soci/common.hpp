@@ -12,6 +12,7 @@
 
 #include <sertx/failure.hpp>
 #include <sertx/observe.hpp>
+#include <sertx/transaction.hpp>
 #include <sertx/soci/effect_statements.hpp>
 #include <sertx/soci/migration_statements.hpp>
 
@@ -29,29 +30,11 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 namespace sertx::detail {
-
-/// Lower-case hex of any bytes: keys are stored as hex text so that any byte
-/// string (NUL included) is a valid key on every backend and in every tool.
-inline std::string to_hex(std::string_view bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(bytes.size() * 2);
-    for (unsigned char c : bytes) {
-        out.push_back(digits[c >> 4]);
-        out.push_back(digits[c & 0xf]);
-    }
-    return out;
-}
-
-inline std::int64_t unix_micros_now() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 /// Statements every SOCI connection runs the same way. `Connection` provides
 /// `session()`, `execute(const char*)` and `static constexpr sql_dialect dialect`.
@@ -64,23 +47,32 @@ public:
         self().execute(("ROLLBACK TO SAVEPOINT sertx_" + std::to_string(depth)).c_str());
     }
 
-    bool key_committed(std::string_view key) {
-        const std::string hex = to_hex(key);
-        int found = 0;
-        self().session() << "select count(*) from sertx_commit_log where key = :k", ::soci::use(hex),
-            ::soci::into(found);
-        return found != 0;
-    }
+private:
+    Connection& self() { return static_cast<Connection&>(*this); }
+};
 
-    void record_key(std::string_view key) {
-        const std::string hex = to_hex(key);
-        const long long now = unix_micros_now();
-        self().session() << "insert into sertx_commit_log(key, committed_at) values(:k, :t)", ::soci::use(hex),
-            ::soci::use(now);
+/// Objects kept with one session, at most one of each type, made on first
+/// use (`sertx::prepared<T>`). The connection declares it after its session,
+/// so that they go first: a prepared statement must not outlive its session.
+class session_objects {
+public:
+    template <class T, class Session>
+    T& get(Session& session) {
+        for (auto& e : objects_)
+            if (e.type == &type_tag<T>) return *static_cast<T*>(e.object.get());
+        std::unique_ptr<void, void (*)(void*)> made(new T(session), [](void* p) { delete static_cast<T*>(p); });
+        objects_.push_back({&type_tag<T>, std::move(made)});
+        return *static_cast<T*>(objects_.back().object.get());
     }
 
 private:
-    Connection& self() { return static_cast<Connection&>(*this); }
+    template <class T>
+    static constexpr char type_tag = 0;  // its address names T
+    struct entry {
+        const void* type;
+        std::unique_ptr<void, void (*)(void*)> object;
+    };
+    std::vector<entry> objects_;
 };
 
 /// A thread-safe pool of at most `size` connections, opened on demand.
@@ -194,15 +186,17 @@ public:
     detail::counters& counters() noexcept { return pool_->counters(); }
     const void* identity() const noexcept { return pool_.get(); }
 
-    /// After a lost COMMIT: whether `key` is in the commit log, asked on a
-    /// fresh session; empty when the database cannot be reached before
-    /// `deadline` or `resolve_timeout`, whichever is sooner.
-    std::optional<bool> key_committed_elsewhere(std::string_view key, std::chrono::steady_clock::time_point deadline) {
-        return ask_until(deadline, [&](Connection& c) -> std::optional<bool> {
+    /// After a lost COMMIT: the attempt that wrote `key` into the commit log
+    /// (an empty inner optional: no attempt did), asked on a fresh session;
+    /// empty when the database cannot be reached before `deadline` or
+    /// `resolve_timeout`, whichever is sooner.
+    std::optional<std::optional<std::string>> key_committed_elsewhere(std::string_view key,
+                                                                      std::chrono::steady_clock::time_point deadline) {
+        return ask_until(deadline, [&](Connection& c) -> std::optional<std::optional<std::string>> {
             c.begin(false, std::chrono::milliseconds{0});
-            const bool found = c.key_committed(key);
+            std::optional<std::string> attempt = c.key_committed(key);
             c.rollback();
-            return found;
+            return attempt;
         });
     }
 
@@ -210,7 +204,8 @@ protected:
     /// Runs `question` on a pooled session until it answers, retrying lost
     /// connections with a short pause, for at most resolve_timeout.
     template <class Question>
-    std::optional<bool> ask_until(std::chrono::steady_clock::time_point deadline, Question&& question) {
+    auto ask_until(std::chrono::steady_clock::time_point deadline, Question&& question)
+        -> std::invoke_result_t<Question&, Connection&> {
         const auto limit = std::min(deadline, std::chrono::steady_clock::now() + resolve_timeout);
         for (;;) {
             try {
@@ -238,3 +233,32 @@ protected:
 };
 
 }  // namespace sertx::detail
+
+namespace sertx {
+
+/// The `T` kept with the session of `tx`, made the first time it is asked
+/// for as `T(tx.sql())`: prepared statements and the variables bound to them,
+/// so that a body does not have its SQL parsed and planned again in every
+/// transaction. It lives as long as the session (a discarded session takes
+/// it along) and is used by one transaction at a time.
+/// \code
+/// struct debit_statement {
+///     explicit debit_statement(soci::session& sql)
+///         : run((sql.prepare << "update account set balance = balance - :a where id = :id",
+///                soci::use(amount), soci::use(id))) {}
+///     long long amount = 0, id = 0;
+///     soci::statement run;
+/// };
+/// auto& debit = sertx::prepared<debit_statement>(tx);
+/// debit.amount = 5;
+/// debit.id = 1;
+/// debit.run.execute(true);
+/// \endcode
+template <class T, class Tx>
+    requires serializable_transaction<Tx>
+T& prepared(Tx& tx) {
+    auto& c = tx.connection(detail::internal_access{});
+    return c.objects().template get<T>(c.session());
+}
+
+}  // namespace sertx

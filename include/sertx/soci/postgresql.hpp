@@ -100,23 +100,28 @@ inline bool is_conninfo_keyword(std::string_view word) {
     return false;
 }
 
-/// libpq's parse errors quote the offending token, which may be a password:
-/// keep quoted words only when they are connection-string keywords.
+/// libpq's parse errors quote the offending input, which may hold the
+/// password and may itself hold quotes, so its quote pairs cannot be
+/// trusted: everything from the first quoted input to the last quote goes.
+/// Kept: a leading "=" or "]" (libpq's own wording: `missing "=" after`,
+/// `matching "]" in`), and the keyword in `missing "=" after "port" in
+/// connection info string`. The fuzz target tests/fuzz/conninfo_fuzz.cpp
+/// checks that no part of a password gets through.
 inline std::string redact_quoted(std::string_view text) {
-    std::string out;
-    for (std::size_t i = 0; i < text.size();) {
-        const std::size_t open = text.find('"', i);
-        const std::size_t close = open == text.npos ? text.npos : text.find('"', open + 1);
-        if (close == text.npos) {
-            out.append(text.substr(i));
-            break;
-        }
-        const std::string_view word = text.substr(open + 1, close - open - 1);
-        out.append(text.substr(i, open - i)).append("\"");
-        out.append(is_conninfo_keyword(word) ? word : std::string_view("***")).append("\"");
-        i = close + 1;
+    constexpr std::string_view missing = "missing \"=\" after \"", tail = "\" in connection info string";
+    std::string_view line = text;
+    while (!line.empty() && (line.back() == '\n' || line.back() == ' ')) line.remove_suffix(1);
+    if (line.size() > missing.size() + tail.size() && line.starts_with(missing) && line.ends_with(tail) &&
+        is_conninfo_keyword(line.substr(missing.size(), line.size() - missing.size() - tail.size())))
+        return std::string(text);
+    std::size_t from = text.find('"');
+    const std::size_t last = text.rfind('"');
+    if (from == text.npos) return std::string(text);
+    if (from + 2 < text.size() && (text[from + 1] == '=' || text[from + 1] == ']') && text[from + 2] == '"') {
+        from = text.find('"', from + 3);
+        if (from == text.npos) return std::string(text);
     }
-    return out;
+    return std::string(text.substr(0, from)) + "\"***\"" + std::string(text.substr(last + 1));
 }
 
 inline std::string without(std::string text, const std::string& secret) {
@@ -127,6 +132,8 @@ inline std::string without(std::string text, const std::string& secret) {
 }
 
 inline config parse_conninfo(std::string conninfo, const options& opts) {
+    if (conninfo.find('\0') != std::string::npos)  // libpq would read it cut short there; quote none of it
+        throw connection_error("sertx: the PostgreSQL connection string holds a NUL byte; give it without one.");
     char* message = nullptr;
     std::unique_ptr<PQconninfoOption, conninfo_deleter> parsed(PQconninfoParse(conninfo.c_str(), &message));
     if (!parsed) {
@@ -163,19 +170,30 @@ public:
                                    "): " + without(e.what(), c.password));
         }
         auto self = std::unique_ptr<connection>(new connection(std::move(session), counters));
-        self->check_server(c);
+        try {
+            self->check_server(c);
+        } catch (const database_error& e) {
+            // Lost while checking the new session (a server going down): as
+            // safe to retry as a refused connection, and reported as one.
+            if (e.kind() != failure::connection_lost) throw;
+            throw connection_error("sertx: cannot connect to PostgreSQL (" + c.description +
+                                   "): the connection was lost while checking it: " + without(e.what(), c.password));
+        }
         return self;
     }
 
     session_type& session() noexcept { return *session_; }
     PGconn* native_handle() const noexcept { return native_; }
+    sertx::detail::session_objects& objects() noexcept { return objects_; }
 
     /// Taken from the pool: still connected and outside any transaction.
     /// Reading what the server may have sent while idle (a termination
     /// notice) finds a dead connection before a transaction is wasted on it.
     bool healthy() noexcept {
         if (PQstatus(native_) != CONNECTION_OK) return false;
-        PQconsumeInput(native_);
+        // Twice: one read may fetch only the termination message, the next
+        // sees the connection closed.
+        if (!PQconsumeInput(native_) || !PQconsumeInput(native_)) return false;
         return PQstatus(native_) == CONNECTION_OK && PQtransactionStatus(native_) == PQTRANS_IDLE;
     }
     bool reusable() const noexcept { return !broken_ && PQstatus(native_) == CONNECTION_OK; }
@@ -367,6 +385,7 @@ private:
     std::chrono::milliseconds begin_lock_wait_{0};
     bool broken_ = false;
     bool standby_ = false;
+    sertx::detail::session_objects objects_;  // after session_: destroyed first
 };
 
 }  // namespace detail

@@ -93,9 +93,10 @@ public:
     static constexpr sertx::detail::sql_dialect dialect = sertx::detail::sql_dialect::sqlite;
 
     static std::unique_ptr<connection> open(const config& c, sertx::detail::counters& counters) {
+        const std::string connect_string = soci_connect_string(c.path);
         std::unique_ptr<::soci::session> session;
         try {
-            session = std::make_unique<::soci::session>(::soci::sqlite3, soci_connect_string(c.path));
+            session = std::make_unique<::soci::session>(::soci::sqlite3, connect_string);
         } catch (const std::exception& e) {
             throw connection_error("sertx: cannot open SQLite database '" + c.path + "': " + e.what());
         }
@@ -106,6 +107,7 @@ public:
 
     session_type& session() noexcept { return *session_; }
     sqlite_api::sqlite3* native_handle() const noexcept { return native_; }
+    sertx::detail::session_objects& objects() noexcept { return objects_; }
 
     bool healthy() noexcept { return sqlite_api::sqlite3_get_autocommit(native_) != 0; }
     bool reusable() const noexcept { return !broken_; }
@@ -113,7 +115,7 @@ public:
     void begin(bool writes, std::chrono::milliseconds) {
         // Writers take the write lock up front, waiting in the busy handler,
         // so that no transaction can fail half-way on a lock upgrade.
-        execute(writes ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+        run(writes ? begin_immediate_.get() : begin_deferred_.get());
     }
 
     void verify_isolation() {
@@ -127,14 +129,25 @@ public:
             throw database_error(failure::permanent, "SQLITE_ABORT",
                                  "sertx: the transaction had already been rolled back inside the body (a failed "
                                  "statement SQLite undoes whole, or a ROLLBACK), so it was not committed.");
-        execute("COMMIT");
+        finish_statements();
+        committing_ = true;
+        struct done {
+            bool& flag;
+            ~done() { flag = false; }
+        } reset{committing_};
+        run(commit_.get());
     }
 
-    void rollback() { execute("ROLLBACK"); }
+    void rollback() {
+        finish_statements();
+        run(rollback_.get());
+    }
 
     void abandon(failure) noexcept {
+        finish_statements();
         if (sqlite_api::sqlite3_get_autocommit(native_) != 0) return;
-        if (sqlite_api::sqlite3_exec(native_, "ROLLBACK", nullptr, nullptr, nullptr) != SQLITE_OK) broken_ = true;
+        if (sqlite_api::sqlite3_step(rollback_.get()) != SQLITE_DONE) broken_ = true;
+        sqlite_api::sqlite3_reset(rollback_.get());
     }
 
     failure classify(const std::exception_ptr& e) const noexcept {
@@ -164,6 +177,46 @@ public:
     }
 
 private:
+    struct statement_finalizer {
+        void operator()(sqlite_api::sqlite3_stmt* s) const noexcept { sqlite_api::sqlite3_finalize(s); }
+    };
+    using statement = std::unique_ptr<sqlite_api::sqlite3_stmt, statement_finalizer>;
+
+    /// Transaction control is prepared once per connection: parsing BEGIN
+    /// and COMMIT again in every transaction cost more than the rest of
+    /// sertx's work on an in-memory database (docs/benchmarks.md).
+    statement prepare(const char* sql) {
+        sqlite_api::sqlite3_stmt* s = nullptr;
+        if (sqlite_api::sqlite3_prepare_v2(native_, sql, -1, &s, nullptr) != SQLITE_OK) {
+            const int code = sqlite_api::sqlite3_extended_errcode(native_);
+            throw database_error(sertx::detail::classify_sqlite_result(code), std::to_string(code),
+                                 std::string("sertx: preparing ") + sql + " failed: " +
+                                     sqlite_api::sqlite3_errmsg(native_));
+        }
+        return statement(s);
+    }
+
+    void run(sqlite_api::sqlite3_stmt* s) {
+        if (sqlite_api::sqlite3_step(s) == SQLITE_DONE) {
+            sqlite_api::sqlite3_reset(s);
+            return;
+        }
+        const int code = sqlite_api::sqlite3_extended_errcode(native_);
+        std::string why = sqlite_api::sqlite3_errmsg(native_);
+        sqlite_api::sqlite3_reset(s);
+        throw database_error(sertx::detail::classify_sqlite_result(code), std::to_string(code),
+                             std::string("sertx: ") + sqlite_api::sqlite3_sql(s) + " failed: " + why);
+    }
+
+    /// A prepared SELECT left before its last row keeps its read transaction
+    /// open past COMMIT, on an old snapshot: this connection's next BEGIN
+    /// IMMEDIATE then fails with SQLITE_BUSY instead of waiting, and
+    /// checkpoints stall. Every statement still running is reset.
+    void finish_statements() noexcept {
+        for (auto* s = sqlite_api::sqlite3_next_stmt(native_, nullptr); s; s = sqlite_api::sqlite3_next_stmt(native_, s))
+            if (sqlite_api::sqlite3_stmt_busy(s)) sqlite_api::sqlite3_reset(s);
+    }
+
     explicit connection(std::unique_ptr<::soci::session> s)
         : session_(std::move(s)),
           native_(static_cast<::soci::sqlite3_session_backend*>(session_->get_backend())->conn_) {}
@@ -248,11 +301,27 @@ private:
         if (pragma_text("PRAGMA busy_timeout") != std::to_string(c.opts.busy_timeout.count()))
             throw error("sertx: SQLite database '" + c.path + "' did not accept busy_timeout.");
         verify_isolation();
+        begin_immediate_ = prepare("BEGIN IMMEDIATE");
+        begin_deferred_ = prepare("BEGIN DEFERRED");
+        commit_ = prepare("COMMIT");
+        rollback_ = prepare("ROLLBACK");
+        sqlite_api::sqlite3_commit_hook(native_, &connection::only_our_commit, this);
     }
+
+    /// SQLite rolls a transaction back by itself on some errors (ON CONFLICT
+    /// ROLLBACK, RAISE(ROLLBACK), SQLITE_FULL); a body that swallows the error
+    /// then runs its next statements in autocommit mode, each committing
+    /// alone. So only sertx's own COMMIT may commit: any other fails.
+    static int only_our_commit(void* self) noexcept { return static_cast<connection*>(self)->committing_ ? 0 : 1; }
 
     std::unique_ptr<::soci::session> session_;
     sqlite_api::sqlite3* native_;
     bool broken_ = false;
+    bool committing_ = false;
+    // After session_, so destroyed first: SQLite does not close a connection
+    // whose statements are not finalized.
+    statement begin_immediate_, begin_deferred_, commit_, rollback_;
+    sertx::detail::session_objects objects_;
 };
 
 }  // namespace detail
@@ -269,6 +338,9 @@ public:
 /// checks one connection at once.
 inline database open(std::string path, options opts = {}) {
     if (opts.pool_size == 0) throw error("sertx: sqlite3::open needs pool_size >= 1.");
+    if (const auto nul = path.find('\0'); nul != std::string::npos)  // SQLite would open the path cut short there
+        throw connection_error("sertx: SQLite path '" + path.substr(0, nul) +
+                               "' is followed by a NUL byte; give the path without it.");
     const std::string what = "SQLite database '" + path + "'";
     database db(std::make_shared<database::pool_type>(detail::config{std::move(path), opts}, opts.pool_size,
                                                       opts.acquire_timeout, what));

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: BSL-1.0
+#pragma once
+/// \file
+/// `sertx::install(db)`: creates sertx's own tables, and
+/// `sertx::prune_commit_log(db, older_than)`: forgets old idempotency keys.
+///
+/// \code
+/// auto db = sertx::postgresql::open(conninfo);
+/// sertx::install(db);   // at start-up, every time: it changes nothing when the tables exist
+/// sertx::prune_commit_log(db, std::chrono::days{30});   // from a daily job
+/// \endcode
+///
+/// The tables (docs/exactly-once.md describes them column by column):
+/// - `sertx_commit_log`: idempotency keys of committed transactions;
+/// - `sertx_effect`: the effect journal (`sertx::effects`);
+/// - `sertx_schema`: applied migrations (`sertx::migrate` makes it too).
+///
+/// `install` runs in one serializable transaction, so it applies whole or not
+/// at all, and concurrent calls (several processes starting at once) are
+/// safe. Call it before the first keyed `transact` or journal call; they fail
+/// on a missing table otherwise.
+
+#include <sertx/failure.hpp>
+#include <sertx/transact.hpp>
+#include <sertx/transaction.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace sertx {
+
+/// Creates sertx's tables where they are missing; idempotent.
+template <class Db>
+void install(Db& db) {
+    transact(db, [](auto& tx) {
+        auto& c = tx.connection(detail::internal_access{});
+        c.install_exactly_once();
+        c.create_migration_table();  // migrate() would make it too; here all of sertx's tables come at once
+    });
+}
+
+/// Removes the idempotency keys committed more than `older_than` ago, by this
+/// machine's clock; returns how many. A request retried with a pruned key
+/// runs again: keep keys longer than any client may retry.
+template <class Db, class Rep, class Period>
+std::size_t prune_commit_log(Db& db, std::chrono::duration<Rep, Period> older_than) {
+    if (older_than < older_than.zero())
+        throw error("sertx: prune_commit_log needs a duration >= 0; it removes keys older than that.");
+    const auto cutoff = std::chrono::system_clock::now() - older_than;
+    const std::int64_t before =
+        std::chrono::duration_cast<std::chrono::microseconds>(cutoff.time_since_epoch()).count();
+    return transact(db, [&](auto& tx) { return tx.connection(detail::internal_access{}).prune_keys(before); });
+}
+
+}  // namespace sertx

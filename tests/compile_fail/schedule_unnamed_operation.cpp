@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: BSL-1.0
+// An operation scheduled in the effect journal needs a stable name, stored
+// with each intent, so that a dispatcher started later can find it.
+// expect: sertx: an operation run through the effect journal needs a stable name
+#include <sertx/sertx.hpp>
+#include <sertx/soci/sqlite3.hpp>
+
+#include <string>
+
+struct broadcast {
+    using effect = sertx::at_most_once;
+    void operator()(const std::string&) const {}
+};
+
+void misuse(sertx::sqlite3::database& db) {
+    sertx::effects journal(db);
+    sertx::transact(db, [&](auto& tx) { journal.template schedule<broadcast>(tx, "k", "payload"); });
+}
