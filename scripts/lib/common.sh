@@ -19,8 +19,9 @@ sertx_install_packages() {
 }
 
 SERTX_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libboost-dev libsoci-dev libpq-dev libsqlite3-dev sqlite3 catch2)
-# What the tests need beyond a build: the server, the API reference's generator.
-SERTX_TEST_PACKAGES=(postgresql doxygen python3)
+# What the tests need beyond a build: the server, the API reference's
+# generator, clang's libFuzzer for the bounded fuzz runs.
+SERTX_TEST_PACKAGES=(postgresql doxygen python3 clang libclang-rt-dev)
 
 # A free TCP port on 127.0.0.1.
 sertx_free_port() {

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: BSL-1.0
+// Hostile and mistaken input on PostgreSQL: connection strings (malformed,
+// unknown parameters, an unreachable server, a wrong password), idempotency
+// keys and migration names with quotes, NUL bytes and great lengths, and a
+// server whose durability settings would lose commits.
+#include "support/catch.hpp"
+#include "support/databases.hpp"
+#include "support/pg_server.hpp"
+
+#include <sertx/migrate.hpp>
+#include <sertx/sertx.hpp>
+#include <sertx/soci/postgresql.hpp>
+
+#include <chrono>
+#include <exception>
+#include <string>
+#include <thread>
+#include <vector>
+
+using sertx::test::pg_admin_exec;
+
+namespace {
+
+const std::string secret = "Sup3r$ecretPassw0rd";
+
+/// The text of an exception and of every exception nested in it.
+std::string all_text(const std::exception& e) {
+    std::string text = e.what();
+    try {
+        std::rethrow_if_nested(e);
+    } catch (const std::exception& inner) {
+        text += " | " + all_text(inner);
+    } catch (...) {
+    }
+    return text;
+}
+
+/// Opens `conninfo`, which must fail with a connection_error; returns its text.
+std::string open_error(const std::string& conninfo) {
+    try {
+        sertx::postgresql::open(conninfo);
+    } catch (const sertx::connection_error& e) {
+        return all_text(e);
+    }
+    FAIL("sertx::postgresql::open(\"" << conninfo << "\") did not throw connection_error");
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE("a malformed connection string is a connection_error that never shows the password", "[postgresql][bad_input]") {
+    const std::vector<std::string> malformed = {
+        "host=127.0.0.1 password=" + secret + " port",
+        "host=127.0.0.1 password='" + secret,
+        "host=127.0.0.1 " + secret,
+        "host=127.0.0.1 x" + secret + "=1",
+        "password=" + secret + " host='127.0.0.1",
+        "postgresql://postgres:" + secret + "@[::1",
+        "postgresql://postgres:" + secret + "@127.0.0.1/db?colour=blue",
+        "postgresql://postgres:" + secret + "@127.0.0.1:5432/db?sslmode",
+        "host=127.0.0.1 password=" + secret + " colour=blue",
+        // Quotes in the input shift libpq's quoting (found by tests/fuzz/conninfo_fuzz.cpp).
+        "postgresql://postgres:" + secret + "@[::s\"\"s\"\t\"\"\"]\"\"",
+        "password=" + secret + " host\"" + secret + "\"x",
+        "postgresql://postgres:" + secret + "@[::1]=\"" + secret,
+    };
+    for (const auto& conninfo : malformed) {
+        INFO(conninfo);
+        const std::string text = open_error(conninfo);
+        CHECK(text.rfind("sertx:", 0) == 0);
+        CHECK(text.find(secret) == std::string::npos);
+    }
+}
+
+TEST_CASE("a connection string with a NUL byte is refused, not read cut short", "[postgresql][bad_input]") {
+    const std::string text = open_error("host=127.0.0.1 password=" + std::string("abc\0", 4) + secret);
+    CHECK(text.find("NUL byte") != std::string::npos);
+    CHECK(text.find(secret) == std::string::npos);
+    CHECK(text.find("abc") == std::string::npos);
+}
+
+TEST_CASE("an unknown connection parameter is refused before any connection is tried", "[postgresql][bad_input]") {
+    const std::string text = open_error("host=127.0.0.1 port=1 colour=blue");
+    CHECK(text.find("malformed") != std::string::npos);
+    CHECK(text.find("invalid connection option") != std::string::npos);
+}
+
+TEST_CASE("a keyword missing its value is named in the error", "[postgresql][bad_input]") {
+    CHECK(open_error("host=127.0.0.1 port").find("missing \"=\" after \"port\"") != std::string::npos);
+}
+
+TEST_CASE("an unreachable server is a connection_error naming host and port, without the password",
+          "[postgresql][bad_input]") {
+    const int closed = sertx::test::free_loopback_port();  // nothing listens there
+    const std::string text = open_error("host=127.0.0.1 port=" + std::to_string(closed) +
+                                        " user=postgres dbname=app connect_timeout=5 password=" + secret);
+    CHECK(text.rfind("sertx: cannot connect to PostgreSQL", 0) == 0);
+    CHECK(text.find("host=127.0.0.1") != std::string::npos);
+    CHECK(text.find("port=" + std::to_string(closed)) != std::string::npos);
+    CHECK(text.find(secret) == std::string::npos);
+}
+
+TEST_CASE("a wrong password is a connection_error that shows neither password, and the right one connects",
+          "[postgresql][bad_input]") {
+    SERTX_REQUIRE_PG_SERVER();
+    sertx::test::pg_server server(sertx::test::pg_server_options{"scram-sha-256", secret, {}});
+    const std::string wrong = "Wr0ngPassw0rd";
+
+    for (const std::string& conninfo :
+         {server.conninfo("postgres", false) + " password=" + wrong,
+          "postgresql://postgres:" + wrong + "@127.0.0.1:" + std::to_string(server.port()) + "/postgres?sslmode=disable"}) {
+        const std::string text = open_error(conninfo);
+        CHECK(text.find("password authentication failed") != std::string::npos);
+        CHECK(text.find(wrong) == std::string::npos);
+        CHECK(text.find(secret) == std::string::npos);
+    }
+    CHECK(open_error(server.conninfo("postgres", false)).find(secret) == std::string::npos);  // none given
+
+    auto db = sertx::postgresql::open(server.conninfo());
+    CHECK(sertx::transact(db, [](auto& tx) {
+              int one = 0;
+              tx.sql() << "select 1", soci::into(one);
+              return one;
+          }) == 1);
+}
+
+TEST_CASE("idempotency keys with quotes, NUL bytes and SQL are bound, stored as given and told apart",
+          "[postgresql][bad_input]") {
+    SERTX_REQUIRE_PG(pg);
+    auto db = sertx::postgresql::open(pg.conninfo());
+    sertx::install(db);
+    sertx::transact(db, [](auto& tx) { tx.sql() << "create table hits (n integer)"; });
+    const std::vector<std::string> keys = {
+        "'; drop table hits; --",
+        "\"quoted\" and 'single' and \\backslash",
+        std::string("a\0b", 3),
+        std::string("a\0c", 3),
+        std::string("a"),
+        std::string(1, '\0'),
+        "\xff\xfe not UTF-8 \xc3\x28",
+        std::string(sertx::idempotency_key::max_length, 'k'),
+    };
+    for (const auto& k : keys) {
+        CHECK(sertx::transact(db, sertx::idempotency_key{k}, [](auto& tx) { tx.sql() << "insert into hits values (1)"; }));
+        CHECK_FALSE(sertx::transact(db, sertx::idempotency_key{k}, [](auto& tx) { tx.sql() << "insert into hits values (1)"; }));
+    }
+    int hits = 0;
+    sertx::transact(db, [&](auto& tx) { tx.sql() << "select count(*) from hits", soci::into(hits); });
+    CHECK(hits == static_cast<int>(keys.size()));  // each key once, and the table still there
+}
+
+TEST_CASE("an idempotency key longer than the limit, or empty, is refused before anything runs",
+          "[postgresql][bad_input]") {
+    SERTX_REQUIRE_PG(pg);
+    auto db = sertx::postgresql::open(pg.conninfo());
+    bool ran = false;
+    auto body = [&](auto&) { ran = true; };
+    try {
+        sertx::transact(db, sertx::idempotency_key{std::string(sertx::idempotency_key::max_length + 1, 'k')}, body);
+        FAIL("a key of max_length + 1 bytes was accepted");
+    } catch (const sertx::error& e) {
+        CHECK(std::string(e.what()).find(std::to_string(sertx::idempotency_key::max_length)) != std::string::npos);
+    }
+    CHECK_THROWS_AS(sertx::transact(db, sertx::idempotency_key{""}, body), sertx::error);
+    CHECK_FALSE(ran);
+}
+
+TEST_CASE("migration names with quotes, SQL and great length are stored as given", "[postgresql][bad_input]") {
+    SERTX_REQUIRE_PG(pg);
+    auto db = sertx::postgresql::open(pg.conninfo());
+    const std::vector<sertx::migration> schema = {
+        {1, "'); drop table sertx_schema; --", "create table a (x int)"},
+        {2, "\"quoted\" \\ and 'single'", "create table b (x int)"},
+        {3, std::string(100'000, 'n'), "create table c (x int)"},
+    };
+    sertx::migrate(db, schema);
+    const auto status = sertx::migration_status(db);
+    REQUIRE(status.applied.size() == schema.size());
+    for (std::size_t i = 0; i < schema.size(); ++i) CHECK(status.applied[i].name == schema[i].name);
+}
+
+TEST_CASE("a migration whose name or SQL holds a NUL byte is refused, not cut short", "[postgresql][bad_input]") {
+    SERTX_REQUIRE_PG(pg);
+    auto db = sertx::postgresql::open(pg.conninfo());
+    const std::vector<sertx::migration> bad_name = {{1, std::string("before\0after", 12), "create table a (x int)"}};
+    const std::vector<sertx::migration> bad_sql = {
+        {1, "nul", std::string("create table a (x int)\0; drop table sertx_schema", 49)}};
+    for (const auto* schema : {&bad_name, &bad_sql}) {
+        try {
+            sertx::migrate(db, *schema);
+            FAIL("a migration with a NUL byte was accepted");
+        } catch (const sertx::migration_error& e) {
+            CHECK(std::string(e.what()).find("NUL byte") != std::string::npos);
+        }
+    }
+    CHECK(sertx::migration_status(db).applied.empty());
+}
+
+TEST_CASE("a database with synchronous_commit off is refused with durability_error", "[postgresql][bad_input]") {
+    SERTX_REQUIRE_PG(pg);
+    pg_admin_exec(sertx::test::pg_admin(), "alter database " + pg.name() + " set synchronous_commit = off");
+    try {
+        sertx::postgresql::open(pg.conninfo());
+        FAIL("synchronous_commit=off was accepted");
+    } catch (const sertx::durability_error& e) {
+        CHECK(std::string(e.what()).find("synchronous_commit=off") != std::string::npos);
+        CHECK(std::string(e.what()).find("accept_weaker_durability") != std::string::npos);
+    }
+}
+
+TEST_CASE("synchronous_commit off is accepted when the caller says so, and stats say it is not durable",
+          "[postgresql][bad_input]") {
+    SERTX_REQUIRE_PG(pg);
+    pg_admin_exec(sertx::test::pg_admin(), "alter database " + pg.name() + " set synchronous_commit = off");
+    auto db = sertx::postgresql::open(pg.conninfo(), {.accept_weaker_durability = true});
+    sertx::transact(db, [](auto& tx) { tx.sql() << "create table t (x int)"; });
+    CHECK_FALSE(db.stats().durable);
+}
+
+TEST_CASE("a server with fsync or full_page_writes off is refused with durability_error", "[postgresql][bad_input]") {
+    SERTX_REQUIRE_PG_SERVER();
+    sertx::test::pg_server server(sertx::test::pg_server_options{"trust", "", {"fsync = off"}});
+    try {
+        sertx::postgresql::open(server.conninfo());
+        FAIL("fsync=off was accepted");
+    } catch (const sertx::durability_error& e) {
+        CHECK(std::string(e.what()).find("fsync=off") != std::string::npos);
+    }
+    auto weak = sertx::postgresql::open(server.conninfo(), {.accept_weaker_durability = true});
+    CHECK_FALSE(weak.stats().durable);
+
+    pg_admin_exec(server.conninfo(), "alter system set fsync = on");
+    pg_admin_exec(server.conninfo(), "alter system set full_page_writes = off");
+    pg_admin_exec(server.conninfo(), "select pg_reload_conf()");
+    while (sertx::test::pg_admin_value(server.conninfo(), "show full_page_writes") != "off")  // the reload is asynchronous
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    try {
+        sertx::postgresql::open(server.conninfo());
+        FAIL("full_page_writes=off was accepted");
+    } catch (const sertx::durability_error& e) {
+        CHECK(std::string(e.what()).find("full_page_writes=off") != std::string::npos);
+    }
+}

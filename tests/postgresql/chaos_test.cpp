@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: BSL-1.0
+// sertx::testing::chaos on PostgreSQL: it finds a body that is not safe to
+// re-run, the keyed bank keeps every invariant under it, and lost commits are
+// resolved by key and by txid.
+#include "support/catch.hpp"
+#include "support/chaos_workloads.hpp"
+#include "support/databases.hpp"
+#include "support/keyed_bank.hpp"
+
+#include <sertx/sertx.hpp>
+#include <sertx/soci/postgresql.hpp>
+#include <sertx/testing/chaos.hpp>
+
+#include <atomic>
+
+namespace keyed_bank = sertx::test::keyed_bank;
+namespace workloads = sertx::test::chaos_workloads;
+using sertx::failure;
+
+namespace {
+const keyed_bank::workload small{.accounts = 10, .writers = 4, .transfers_per_writer = 0, .opening_balance = 1000};
+
+sertx::postgresql::database bank_on(const sertx::test::pg_database& pg) {
+    auto db = sertx::postgresql::open(pg.conninfo(), {.pool_size = 6});
+    keyed_bank::open(db, small);
+    return db;
+}
+}  // namespace
+
+TEST_CASE("chaos makes a body that counts in a captured variable count transfers that never committed",
+          "[postgresql][chaos]") {
+    SERTX_REQUIRE_PG(pg);
+    auto real = bank_on(pg);
+    sertx::testing::chaos db(real, {.seed = 7, .at_commit = {.serialization = 0.1, .deadlock = 0.05}});
+
+    const auto t = workloads::count_transfers(db, small, 200, [](auto&, long long& counted) { ++counted; });
+
+    WARN("counted " << t.counted << ", committed " << t.logged << ", injected " << db.injected().total());
+    CHECK(db.injected().total() > 0);
+    CHECK(t.counted > t.logged);  // the bug, found
+}
+
+TEST_CASE("the same count kept in after_commit matches the committed transfers exactly under chaos",
+          "[postgresql][chaos]") {
+    SERTX_REQUIRE_PG(pg);
+    auto real = bank_on(pg);
+    sertx::testing::chaos db(real, workloads::everywhere(7));
+
+    const auto t = workloads::count_transfers(
+        db, small, 200, [](auto& tx, long long& counted) { tx.after_commit([&counted] { ++counted; }); });
+
+    CHECK(db.injected().total() > 0);
+    CHECK(t.counted == t.logged);
+}
+
+TEST_CASE("keyed transfers on several threads under chaos keep every invariant, lost commits included",
+          "[postgresql][chaos][concurrency]") {
+    SERTX_REQUIRE_PG(pg);
+    auto real = bank_on(pg);
+    sertx::testing::chaos db(real, workloads::everywhere(2024));
+    keyed_bank::answers answers;
+    const std::atomic<bool> stop{false};
+
+    keyed_bank::run_writers<sertx::default_policy>(db, small, answers, stop, 150);
+
+    const auto verdict = keyed_bank::audit(real, small, answers);
+    const auto injected = db.injected();
+    INFO(verdict.describe() << answers.failure_sample());
+    CHECK(verdict.holds());
+    CHECK(answers.acknowledged() == 600);
+    CHECK(answers.count(keyed_bank::answers::failed) == 0);
+    CHECK(answers.count(keyed_bank::answers::unknown) == 0);
+    CHECK(answers.count(keyed_bank::answers::committed_before) == 0);  // each key is used by one call
+    for (auto f : {failure::serialization, failure::deadlock, failure::busy, failure::connection_lost})
+        CHECK(injected.injected_at_statement(f) + injected.injected_at_commit(f) > 0);
+    CHECK(injected.lost_commits_applied > 0);
+    CHECK(injected.lost_commits_rolled_back > 0);
+    CHECK(real.stats().commit_resolved == injected.injected_at_commit(failure::commit_unknown));
+    CHECK(real.stats().commit_unknown == 0);
+    // A lost connection or COMMIT discards the session, as a real loss does.
+    CHECK(real.stats().sessions_discarded >= injected.injected_at_commit(failure::commit_unknown));
+    WARN("PostgreSQL under chaos: " << verdict.checked << " answers checked, " << injected.total()
+                                    << " failures injected (" << injected.lost_commits_applied
+                                    << " commits lost after applying, " << injected.lost_commits_rolled_back
+                                    << " lost and rolled back); " << real.stats().total_retries() << " retries, "
+                                    << real.stats().sessions_discarded << " sessions discarded");
+}
+
+TEST_CASE("a lost commit is resolved by txid: an applied one is not run again, a rolled-back one is",
+          "[postgresql][chaos]") {
+    SERTX_REQUIRE_PG(pg);
+    auto real = bank_on(pg);
+    using by_txid = sertx::policy<sertx::resolve_unknown<sertx::by_txid>>;
+    int runs = 0;
+    auto insert = [&runs](long long id) {
+        return [id, &runs](auto& tx) {
+            ++runs;  // counts attempts on purpose
+            keyed_bank::transfer_body(tx, id, 0, 1, 5);
+        };
+    };
+
+    sertx::testing::chaos applied(real, {.at_commit = {.lost_commit_applied = 1.0}, .faulty_attempts = 1});
+    sertx::transact<by_txid>(applied, insert(1));
+    CHECK(runs == 1);
+    sertx::testing::chaos rolled_back(real, {.at_commit = {.lost_commit_rolled_back = 1.0}, .faulty_attempts = 1});
+    runs = 0;
+    sertx::transact<by_txid>(rolled_back, insert(2));
+    CHECK(runs == 2);
+
+    CHECK(keyed_bank::read_books(real, small).transfers == std::set<long long>{1, 2});
+    CHECK(real.stats().commit_resolved == 2);
+}
+
+TEST_CASE("a lost commit without a key or txid reaches the caller as commit_unknown when chaos is asked to lose it",
+          "[postgresql][chaos]") {
+    SERTX_REQUIRE_PG(pg);
+    auto real = bank_on(pg);
+    sertx::testing::chaos db(real, {.at_commit = {.lost_commit_applied = 0.5, .lost_commit_rolled_back = 0.5},
+                                    .faulty_attempts = 1,
+                                    .lose_commits_only_when_resolvable = false});
+
+    for (long long id = 0; id < 10; ++id)
+        CHECK_THROWS_AS(sertx::transact(db, [id](auto& tx) { keyed_bank::transfer_body(tx, id, 0, 1, 5); }),
+                        sertx::commit_unknown);
+
+    const auto injected = db.injected();
+    CHECK(injected.lost_commits_applied + injected.lost_commits_rolled_back == 10);
+    CHECK(keyed_bank::read_books(real, small).transfers.size() == injected.lost_commits_applied);
+    CHECK(real.stats().commit_unknown == 10);
+}
+
+TEST_CASE("a body that swallows an injected failure is refused at its next statement, not committed",
+          "[postgresql][chaos]") {
+    SERTX_REQUIRE_PG(pg);
+    auto real = bank_on(pg);
+    sertx::testing::chaos db(real, {.at_statement = {.deadlock = 1.0}, .faulty_attempts = 1});
+
+    auto careless = [](auto& tx) {
+        try {
+            tx.sql() << "update account set balance = balance - 1 where id = 0";
+        } catch (const std::exception&) {  // the bug: a retryable failure swallowed
+        }
+        tx.sql() << "update account set balance = balance + 1 where id = 1";
+    };
+    CHECK_THROWS_AS(sertx::transact(db, careless), sertx::database_error);
+    CHECK(db.injected().swallowed == 1);
+    CHECK(keyed_bank::read_books(real, small).total == small.total());
+}
+
+TEST_CASE("migrations and the effect journal under chaos apply each migration once and call each effect once",
+          "[postgresql][chaos]") {
+    SERTX_REQUIRE_PG(pg);
+    auto real = sertx::postgresql::open(pg.conninfo());
+    sertx::testing::chaos db(real, workloads::everywhere(5));
+
+    const auto m = workloads::run_machinery(db, 60);
+
+    CHECK(m.applied == 2);
+    CHECK(m.applied_again == 0);
+    CHECK(m.calls.size() == 60);
+    for (const auto& [key, count] : m.calls) CHECK(count == 1);
+    CHECK(db.injected().total() > 0);
+}
