@@ -28,8 +28,13 @@
 
 #include <soci/sqlite3/soci-sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -72,9 +77,48 @@ struct options {
 
 namespace detail {
 
+/// The writers of one pool, served first come, first served. SQLite lets one
+/// writer in at a time and makes the others poll in its busy handler, with
+/// sleeps growing to 100 ms: a writer that just committed nearly always wins
+/// again, and the others (an effect dispatcher among them) starve. Queueing
+/// in the process first hands the write lock over at once and in turn; the
+/// busy handler still arbitrates between processes.
+class writer_queue {
+public:
+    /// False when `timeout` passed first.
+    bool enter(std::chrono::milliseconds timeout) {
+        std::unique_lock lock(mutex_);
+        const std::uint64_t ticket = next_ticket_++;
+        waiting_.push_back(ticket);
+        const bool turn = changed_.wait_for(lock, timeout, [&] { return !busy_ && waiting_.front() == ticket; });
+        waiting_.erase(std::find(waiting_.begin(), waiting_.end(), ticket));
+        if (turn)
+            busy_ = true;
+        else
+            changed_.notify_all();  // the next in line may be first now
+        return turn;
+    }
+
+    void leave() noexcept {
+        {
+            std::lock_guard lock(mutex_);
+            busy_ = false;
+        }
+        changed_.notify_all();
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::deque<std::uint64_t> waiting_;
+    std::uint64_t next_ticket_ = 0;
+    bool busy_ = false;
+};
+
 struct config {
     std::string path;
     options opts;
+    std::shared_ptr<writer_queue> writers = std::make_shared<writer_queue>();
 };
 
 /// SOCI's sqlite3 connection string takes `db="..."`: quoting keeps spaces,
@@ -100,7 +144,7 @@ public:
         } catch (const std::exception& e) {
             throw connection_error("sertx: cannot open SQLite database '" + c.path + "': " + e.what());
         }
-        auto self = std::unique_ptr<connection>(new connection(std::move(session)));
+        auto self = std::unique_ptr<connection>(new connection(std::move(session), c));
         self->set_up(c, counters);
         return self;
     }
@@ -115,7 +159,18 @@ public:
     void begin(bool writes, std::chrono::milliseconds) {
         // Writers take the write lock up front, waiting in the busy handler,
         // so that no transaction can fail half-way on a lock upgrade.
-        run(writes ? begin_immediate_.get() : begin_deferred_.get());
+        if (!writes) return run(begin_deferred_.get());
+        if (!writers_->enter(busy_timeout_))
+            throw database_error(failure::busy, std::to_string(sertx::detail::sqlite_busy),
+                                 "sertx: another writer of this database in this process kept it longer than "
+                                 "busy_timeout.");
+        writing_ = true;
+        try {
+            run(begin_immediate_.get());
+        } catch (...) {
+            leave_writers();
+            throw;
+        }
     }
 
     void verify_isolation() {
@@ -136,19 +191,25 @@ public:
             ~done() { flag = false; }
         } reset{committing_};
         run(commit_.get());
+        leave_writers();
     }
 
     void rollback() {
         finish_statements();
         run(rollback_.get());
+        leave_writers();
     }
 
     void abandon(failure) noexcept {
         finish_statements();
-        if (sqlite_api::sqlite3_get_autocommit(native_) != 0) return;
-        if (sqlite_api::sqlite3_step(rollback_.get()) != SQLITE_DONE) broken_ = true;
-        sqlite_api::sqlite3_reset(rollback_.get());
+        if (sqlite_api::sqlite3_get_autocommit(native_) == 0) {
+            if (sqlite_api::sqlite3_step(rollback_.get()) != SQLITE_DONE) broken_ = true;
+            sqlite_api::sqlite3_reset(rollback_.get());
+        }
+        if (sqlite_api::sqlite3_get_autocommit(native_) != 0) leave_writers();
     }
+
+    ~connection() { leave_writers(); }
 
     failure classify(const std::exception_ptr& e) const noexcept {
         try {
@@ -217,8 +278,10 @@ private:
             if (sqlite_api::sqlite3_stmt_busy(s)) sqlite_api::sqlite3_reset(s);
     }
 
-    explicit connection(std::unique_ptr<::soci::session> s)
-        : session_(std::move(s)),
+    connection(std::unique_ptr<::soci::session> s, const config& c)
+        : writers_(c.writers),
+          busy_timeout_(c.opts.busy_timeout),
+          session_(std::move(s)),
           native_(static_cast<::soci::sqlite3_session_backend*>(session_->get_backend())->conn_) {}
 
     std::string pragma_text(const char* sql) {
@@ -314,6 +377,15 @@ private:
     /// alone. So only sertx's own COMMIT may commit: any other fails.
     static int only_our_commit(void* self) noexcept { return static_cast<connection*>(self)->committing_ ? 0 : 1; }
 
+    void leave_writers() noexcept {
+        if (!writing_) return;
+        writing_ = false;
+        writers_->leave();
+    }
+
+    std::shared_ptr<writer_queue> writers_;  // shared by the pool's connections
+    std::chrono::milliseconds busy_timeout_;
+    bool writing_ = false;
     std::unique_ptr<::soci::session> session_;
     sqlite_api::sqlite3* native_;
     bool broken_ = false;
