@@ -100,29 +100,14 @@ TEST_CASE("keyed calls that all read their key as absent commit once, and the ot
         // Every first attempt has looked the key up (absent) and written its
         // row before any of them writes the key and commits.
         sertx::test::lock_step steps(threads);
-        std::atomic<int> values{0}, empties{0}, errors{0};
-        std::vector<std::thread> pool;
-        for (int t = 0; t < threads; ++t)
-            pool.emplace_back([&, t] {
-                try {
-                    const auto r =
-                        sertx::transact(db, sertx::idempotency_key{"k" + std::to_string(round)}, [&](auto& tx) {
-                            auto me = steps.join(tx);
-                            tx.sql() << "insert into applied (round, thread) values (:r, :t)", soci::use(round),
-                                soci::use(t);
-                            me.step();
-                            return t;
-                        });
-                    ++(r ? values : empties);
-                } catch (const std::exception& e) {
-                    UNSCOPED_INFO(e.what());
-                    ++errors;
-                }
+        one_value_the_rest_empty(threads, [&](int t) {
+            return sertx::transact(db, sertx::idempotency_key{"k" + std::to_string(round)}, [&](auto& tx) {
+                auto me = steps.join(tx);
+                tx.sql() << "insert into applied (round, thread) values (:r, :t)", soci::use(round), soci::use(t);
+                me.step();
+                return t;
             });
-        for (auto& p : pool) p.join();
-        REQUIRE(errors == 0);
-        REQUIRE(values == 1);
-        REQUIRE(empties == threads - 1);
+        });
     }
     CHECK(count(db, "select count(*) from applied") == 5);
     // Each of the 7 losers of a round read the key as absent, so its first

@@ -5,6 +5,7 @@
 
 #include "support/catch.hpp"
 #include "support/databases.hpp"
+#include "support/failure_cases.hpp"
 #include "support/observer_journal.hpp"
 
 #include <sertx/sertx.hpp>
@@ -81,6 +82,18 @@ private:
     int saved_ = -1;
 };
 
+/// The database of open_with_table, as support/failure_cases.hpp uses it.
+struct item_table {
+    using soci_error = soci::postgresql_soci_error;
+    static constexpr const char* unique_violation = "23505";
+    static std::string code_of(const soci_error& e) { return e.sqlstate(); }
+    static sertx::database_error retried_failure() { return provoked_conflict(); }
+
+    const sertx::test::pg_database& pg;
+    sertx::postgresql::database db = open_with_table(pg);
+    long long items(const std::string& where = "true") const { return ::items(pg, where); }
+};
+
 }  // namespace
 
 TEST_CASE("a failed statement the body swallows fails the transaction: nothing of it is committed",
@@ -112,46 +125,13 @@ TEST_CASE("a failed statement the body swallows fails the transaction: nothing o
 
 TEST_CASE("a unique violation propagates as SOCI's own error, after rollback, without a retry", "[postgresql][failure]") {
     SERTX_REQUIRE_PG(pg);
-    auto db = open_with_table(pg);
-    sertx::transact(db, [](auto& tx) { tx.sql() << "insert into item values (1, 'first')"; });
-    int runs = 0;
-    try {
-        sertx::transact(db, [&](auto& tx) {
-            ++runs;
-            tx.sql() << "insert into item values (2, 'before the failure')";
-            tx.sql() << "insert into item values (1, 'duplicate')";
-        });
-        FAIL("no error");
-    } catch (const soci::postgresql_soci_error& e) {
-        CHECK(e.sqlstate() == "23505");
-    }
-    CHECK(runs == 1);
-    CHECK(items(pg) == 1);
-    CHECK(items(pg, "id = 2") == 0);
-    CHECK(db.stats().total_retries() == 0);
+    sertx::test::unique_violation_propagates_without_retry(item_table{pg});
 }
 
 TEST_CASE("an exception of the body's own propagates unchanged, after rollback, without a retry",
           "[postgresql][failure]") {
     SERTX_REQUIRE_PG(pg);
-    struct insufficient_funds {
-        long long missing;
-    };
-    auto db = open_with_table(pg);
-    int runs = 0;
-    try {
-        sertx::transact(db, [&](auto& tx) {
-            ++runs;
-            tx.sql() << "insert into item values (1, 'before the throw')";
-            throw insufficient_funds{42};
-        });
-        FAIL("no exception");
-    } catch (const insufficient_funds& e) {
-        CHECK(e.missing == 42);
-    }
-    CHECK(runs == 1);
-    CHECK(items(pg) == 0);
-    CHECK(db.stats().total_retries() == 0);
+    sertx::test::own_exception_propagates_without_retry(item_table{pg});
 }
 
 TEST_CASE("a session terminated in the middle of a body is discarded and the body re-run on a fresh one",
@@ -276,69 +256,17 @@ TEST_CASE("a real serialization failure from PostgreSQL, when the budget is spen
 TEST_CASE("after_commit actions run once, after the commit, and never for an attempt that rolled back",
           "[postgresql][failure]") {
     SERTX_REQUIRE_PG(pg);
-    auto db = open_with_table(pg);
-    std::vector<std::string> ran;
-    sertx::transact<no_wait>(db, [&](auto& tx) {
-        const unsigned attempt = tx.attempt();
-        tx.sql() << "insert into item values (1, 'paid')";
-        tx.after_commit([&, attempt] {
-            // Visible to another session: the commit is done when this runs.
-            ran.push_back("attempt " + std::to_string(attempt) + " saw " + std::to_string(items(pg)));
-        });
-        if (attempt == 1) throw provoked_conflict();
-    });
-    CHECK(ran == std::vector<std::string>{"attempt 2 saw 1"});
-
-    ran.clear();
-    CHECK_THROWS_AS(sertx::transact(db,
-                                    [&](auto& tx) {
-                                        tx.after_commit([&] { ran.push_back("must not run"); });
-                                        tx.sql() << "insert into item values (1, 'duplicate')";
-                                    }),
-                    soci::postgresql_soci_error);
-    CHECK(ran.empty());
+    sertx::test::after_commit_runs_once_after_the_commit(item_table{pg});
 }
 
 TEST_CASE("a transact inside another on the same thread is refused with sertx::error", "[postgresql][failure]") {
     SERTX_REQUIRE_PG(pg);
-    auto db = open_with_table(pg);
-    std::string refused;
-    sertx::transact(db, [&](auto& tx) {
-        tx.sql() << "insert into item values (1, 'outer')";
-        try {
-            sertx::transact(db, [](auto& inner) { inner.sql() << "insert into item values (2, 'inner')"; });
-        } catch (const sertx::error& e) {
-            refused = e.what();
-        }
-    });
-    CHECK(starts_with_sertx(refused));
-    CHECK(refused.find("inside another transact()") != std::string::npos);
-    CHECK(items(pg) == 1);  // the outer one went on and committed; the inner never ran
-    CHECK(items(pg, "id = 2") == 0);
+    sertx::test::transact_inside_another_is_refused(item_table{pg});
 }
 
 TEST_CASE("a nested transact with nested<savepoint> that fails rolls back only its own part", "[postgresql][failure]") {
     SERTX_REQUIRE_PG(pg);
-    auto db = open_with_table(pg);
-    using inner = sertx::policy<sertx::nested<sertx::savepoint>>;
-    bool inner_failed = false;
-    sertx::transact(db, [&](auto& tx) {
-        tx.sql() << "insert into item values (1, 'outer, before')";
-        sertx::transact<inner>(db, [](auto& in) { in.sql() << "insert into item values (2, 'inner, kept')"; });
-        try {
-            sertx::transact<inner>(db, [](auto& in) {
-                in.sql() << "insert into item values (3, 'inner, undone')";
-                in.sql() << "insert into item values (1, 'duplicate')";
-            });
-        } catch (const soci::postgresql_soci_error& e) {
-            inner_failed = e.sqlstate() == "23505";
-        }
-        tx.sql() << "insert into item values (4, 'outer, after')";
-    });
-    CHECK(inner_failed);
-    CHECK(items(pg) == 3);
-    CHECK(items(pg, "id in (1, 2, 4)") == 3);
-    CHECK(items(pg, "id = 3") == 0);
+    sertx::test::failed_savepoint_rolls_back_only_its_part(item_table{pg});
 }
 
 TEST_CASE("server notices reach the observers and the counters, not stderr", "[postgresql][failure]") {

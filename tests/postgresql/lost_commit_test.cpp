@@ -51,14 +51,16 @@ struct proxied {
     }
 };
 
-}  // namespace
+/// The other way to settle a lost COMMIT: ask the server about its transaction id.
+using resolved_by_txid = sertx::policy<sertx::resolve_unknown<sertx::by_txid>>;
 
-TEST_CASE("a lost COMMIT with a key applies once and returns the body's value", "[postgresql][lost_commit]") {
-    SERTX_REQUIRE_PG(pg);
-    proxied p(pg);
+/// One insert whose COMMIT answer the proxy drops, run by transact_with(body)
+/// (a keyed transact, or resolved_by_txid): it applies once and returns the body's value.
+template <class TransactWith>
+void lost_answer_applies_once(proxied& p, TransactWith transact_with) {
     int runs = 0, actions = 0;
     p.proxy.drop_after_commit(1);
-    const std::optional<int> r = sertx::transact(p.db, sertx::idempotency_key{"transfer-1"}, [&](auto& tx) {
+    const std::optional<int> r = transact_with([&](auto& tx) {
         ++runs;
         tx.sql() << "insert into t (n) values (1)";
         tx.after_commit([&] { ++actions; });
@@ -70,6 +72,32 @@ TEST_CASE("a lost COMMIT with a key applies once and returns the body's value", 
     CHECK(actions == 1);
     CHECK(p.rows() == 1);
     CHECK(p.db.stats().commit_resolved == 1);
+}
+
+/// One insert whose COMMIT the proxy drops before the server sees it, run by
+/// transact_with(body): the body runs again and applies once.
+template <class TransactWith>
+void unsent_commit_runs_again_and_applies_once(proxied& p, TransactWith transact_with) {
+    int runs = 0;
+    p.proxy.drop_before_commit(1);
+    const std::optional<int> r = transact_with([&](auto& tx) {
+        ++runs;
+        tx.sql() << "insert into t (n) values (1)";
+        return runs;
+    });
+    CHECK(p.proxy.commits_dropped_before_forward() == 1);
+    CHECK(r == 2);  // the second run's value: the first never committed
+    CHECK(runs == 2);
+    CHECK(p.rows() == 1);
+}
+
+}  // namespace
+
+TEST_CASE("a lost COMMIT with a key applies once and returns the body's value", "[postgresql][lost_commit]") {
+    SERTX_REQUIRE_PG(pg);
+    proxied p(pg);
+    lost_answer_applies_once(
+        p, [&](auto body) { return sertx::transact(p.db, sertx::idempotency_key{"transfer-1"}, body); });
     // Asked again, the key says it is done.
     CHECK_FALSE(sertx::transact(p.db, sertx::idempotency_key{"transfer-1"}, [&](auto&) { return 8; }).has_value());
 }
@@ -78,20 +106,7 @@ TEST_CASE("a lost COMMIT with resolve_unknown<by_txid> applies once and returns 
           "[postgresql][lost_commit]") {
     SERTX_REQUIRE_PG(pg);
     proxied p(pg);
-    int runs = 0, actions = 0;
-    p.proxy.drop_after_commit(1);
-    const int r = sertx::transact<sertx::policy<sertx::resolve_unknown<sertx::by_txid>>>(p.db, [&](auto& tx) {
-        ++runs;
-        tx.sql() << "insert into t (n) values (1)";
-        tx.after_commit([&] { ++actions; });
-        return 7;
-    });
-    CHECK(p.proxy.commits_dropped_after_forward() == 1);
-    CHECK(r == 7);
-    CHECK(runs == 1);
-    CHECK(actions == 1);
-    CHECK(p.rows() == 1);
-    CHECK(p.db.stats().commit_resolved == 1);
+    lost_answer_applies_once(p, [&](auto body) { return sertx::transact<resolved_by_txid>(p.db, body); });
 }
 
 TEST_CASE("a lost COMMIT without a key or by_txid throws commit_unknown and does not re-run the body",
@@ -118,33 +133,16 @@ TEST_CASE("a COMMIT that never reached the server is run again with a key, and a
           "[postgresql][lost_commit]") {
     SERTX_REQUIRE_PG(pg);
     proxied p(pg);
-    int runs = 0;
-    p.proxy.drop_before_commit(1);
-    const std::optional<int> r = sertx::transact(p.db, sertx::idempotency_key{"transfer-2"}, [&](auto& tx) {
-        ++runs;
-        tx.sql() << "insert into t (n) values (1)";
-        return runs;
-    });
-    CHECK(p.proxy.commits_dropped_before_forward() == 1);
-    CHECK(r == 2);  // the second run's value: the first never committed
-    CHECK(runs == 2);
-    CHECK(p.rows() == 1);
+    unsent_commit_runs_again_and_applies_once(
+        p, [&](auto body) { return sertx::transact(p.db, sertx::idempotency_key{"transfer-2"}, body); });
 }
 
 TEST_CASE("a COMMIT that never reached the server is run again with by_txid, and applies once",
           "[postgresql][lost_commit]") {
     SERTX_REQUIRE_PG(pg);
     proxied p(pg);
-    int runs = 0;
-    p.proxy.drop_before_commit(1);
-    const int r = sertx::transact<sertx::policy<sertx::resolve_unknown<sertx::by_txid>>>(p.db, [&](auto& tx) {
-        ++runs;
-        tx.sql() << "insert into t (n) values (1)";
-        return runs;
-    });
-    CHECK(r == 2);
-    CHECK(runs == 2);
-    CHECK(p.rows() == 1);
+    unsent_commit_runs_again_and_applies_once(p,
+                                              [&](auto body) { return sertx::transact<resolved_by_txid>(p.db, body); });
 }
 
 TEST_CASE("twenty keyed transfers each losing their COMMIT apply once each", "[postgresql][lost_commit]") {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 #include "support/bank.hpp"
+#include "support/bank_invariants.hpp"
 #include "support/catch.hpp"
 #include "support/databases.hpp"
 
@@ -22,14 +23,5 @@ TEST_CASE("concurrent read-check-write transfers on one SQLite file conserve mon
     const auto o = bank::run<sertx::policy<sertx::max_attempts<100>, sertx::no_backoff>>(db, w);
     WARN(bank::summary("SQLite", w, o));
 
-    CHECK(o.errors == 0);
-    CHECK(o.first_error.empty());
-    CHECK(o.transfers + o.refused == static_cast<long long>(w.writers) * w.transfers_per_writer);
-    CHECK(o.reads > 0);
-    CHECK(o.bad_reads == 0);
-    CHECK(o.final_total == w.total());
-    CHECK(o.final_min >= 0);
-    CHECK(o.logged == o.transfers);
-    CHECK(o.mismatched == 0);
-    CHECK(o.stats.give_ups == 0);
+    bank::check_invariants(w, o);
 }

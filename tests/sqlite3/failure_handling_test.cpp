@@ -4,6 +4,7 @@
 
 #include "support/catch.hpp"
 #include "support/databases.hpp"
+#include "support/failure_cases.hpp"
 #include "support/observer_journal.hpp"
 
 #include <sertx/sertx.hpp>
@@ -38,9 +39,22 @@ long long items(Db& db, const std::string& where = "1") {
     });
 }
 
-sertx::database_error provoked_busy() {
-    return sertx::database_error(sertx::failure::busy, "5", "sertx: a busy database the test provokes");
-}
+/// The database of open_with_table, as support/failure_cases.hpp uses it.
+struct item_table {
+    using soci_error = soci::sqlite3_soci_error;
+    static constexpr int unique_violation = SQLITE_CONSTRAINT;
+    static int code_of(const soci_error& e) { return e.result() & 0xff; }
+    // A busy database as SQLite would report it, thrown by the body itself.
+    static sertx::database_error retried_failure() {
+        return sertx::database_error(sertx::failure::busy, "5", "sertx: a busy database the test provokes");
+    }
+
+    explicit item_table(sertx::sqlite3::options opts = {}) : db(open_with_table(dir, opts)) {}
+    long long items(const std::string& where = "1") { return ::items(db, where); }
+
+    temp_dir dir;
+    sertx::sqlite3::database db;
+};
 
 /// Another connection to the file holding SQLite's write lock (BEGIN
 /// IMMEDIATE) from its own thread until released.
@@ -91,118 +105,27 @@ struct releasing_observer {
 
 TEST_CASE("a unique violation on SQLite propagates as SOCI's own error, after rollback, without a retry",
           "[sqlite3][failure]") {
-    temp_dir dir;
-    auto db = open_with_table(dir);
-    sertx::transact(db, [](auto& tx) { tx.sql() << "insert into item values (1, 'first')"; });
-    int runs = 0;
-    try {
-        sertx::transact(db, [&](auto& tx) {
-            ++runs;
-            tx.sql() << "insert into item values (2, 'before the failure')";
-            tx.sql() << "insert into item values (1, 'duplicate')";
-        });
-        FAIL("no error");
-    } catch (const soci::sqlite3_soci_error& e) {
-        CHECK((e.result() & 0xff) == SQLITE_CONSTRAINT);
-    }
-    CHECK(runs == 1);
-    CHECK(items(db) == 1);
-    CHECK(items(db, "id = 2") == 0);
-    CHECK(db.stats().total_retries() == 0);
+    sertx::test::unique_violation_propagates_without_retry(item_table{});
 }
 
 TEST_CASE("an exception of the body's own propagates unchanged on SQLite, after rollback, without a retry",
           "[sqlite3][failure]") {
-    struct insufficient_funds {
-        long long missing;
-    };
-    temp_dir dir;
-    auto db = open_with_table(dir);
-    int runs = 0;
-    try {
-        sertx::transact(db, [&](auto& tx) {
-            ++runs;
-            tx.sql() << "insert into item values (1, 'before the throw')";
-            throw insufficient_funds{42};
-        });
-        FAIL("no exception");
-    } catch (const insufficient_funds& e) {
-        CHECK(e.missing == 42);
-    }
-    CHECK(runs == 1);
-    CHECK(items(db) == 0);
-    CHECK(db.stats().total_retries() == 0);
+    sertx::test::own_exception_propagates_without_retry(item_table{});
 }
 
 TEST_CASE("after_commit actions on SQLite run once, after the commit, never for an attempt that rolled back",
           "[sqlite3][failure]") {
-    temp_dir dir;
-    auto db = open_with_table(dir);
-    std::vector<std::string> ran;
-    sertx::transact<sertx::policy<sertx::max_attempts<3>, sertx::no_backoff>>(db, [&](auto& tx) {
-        const unsigned attempt = tx.attempt();
-        tx.sql() << "insert into item values (1, 'paid')";
-        tx.after_commit([&, attempt] {
-            // Visible to another connection: the commit is done when this runs.
-            ran.push_back("attempt " + std::to_string(attempt) + " saw " + std::to_string(items(db)));
-        });
-        if (attempt == 1) throw provoked_busy();
-    });
-    CHECK(ran == std::vector<std::string>{"attempt 2 saw 1"});
-
-    ran.clear();
-    CHECK_THROWS_AS(sertx::transact(db,
-                                    [&](auto& tx) {
-                                        tx.after_commit([&] { ran.push_back("must not run"); });
-                                        tx.sql() << "insert into item values (1, 'duplicate')";
-                                    }),
-                    soci::sqlite3_soci_error);
-    CHECK(ran.empty());
+    sertx::test::after_commit_runs_once_after_the_commit(item_table{});
 }
 
 TEST_CASE("a transact inside another on the same thread is refused on SQLite with sertx::error",
           "[sqlite3][failure]") {
-    temp_dir dir;
-    auto db = open_with_table(dir, {.pool_size = 2});
-    std::string refused;
-    sertx::transact(db, [&](auto& tx) {
-        tx.sql() << "insert into item values (1, 'outer')";
-        try {
-            // On a one-writer database this inner writer would wait for the
-            // outer one forever (busy_timeout, then again on every retry).
-            sertx::transact(db, [](auto& inner) { inner.sql() << "insert into item values (2, 'inner')"; });
-        } catch (const sertx::error& e) {
-            refused = e.what();
-        }
-    });
-    CHECK(refused.rfind("sertx:", 0) == 0);
-    CHECK(refused.find("inside another transact()") != std::string::npos);
-    CHECK(items(db) == 1);
+    sertx::test::transact_inside_another_is_refused(item_table({.pool_size = 2}));
 }
 
 TEST_CASE("a nested transact with nested<savepoint> that fails on SQLite rolls back only its own part",
           "[sqlite3][failure]") {
-    temp_dir dir;
-    auto db = open_with_table(dir);
-    using inner = sertx::policy<sertx::nested<sertx::savepoint>>;
-    bool inner_failed = false;
-    sertx::transact(db, [&](auto& tx) {
-        tx.sql() << "insert into item values (1, 'outer, before')";
-        sertx::transact<inner>(db, [](auto& in) { in.sql() << "insert into item values (2, 'inner, kept')"; });
-        try {
-            sertx::transact<inner>(db, [](auto& in) {
-                in.sql() << "insert into item values (3, 'inner, undone')";
-                in.sql() << "insert into item values (1, 'duplicate')";
-            });
-        } catch (const soci::sqlite3_soci_error&) {
-            inner_failed = true;
-        }
-        tx.sql() << "insert into item values (4, 'outer, after')";
-    });
-    CHECK(inner_failed);
-    CHECK(items(db) == 3);
-    CHECK(items(db, "id in (1, 2, 4)") == 3);
-    CHECK(items(db, "id = 3") == 0);
+    sertx::test::failed_savepoint_rolls_back_only_its_part(item_table{});
 }
 
 TEST_CASE("a writer kept waiting past busy_timeout by another connection is retried as busy, then commits",

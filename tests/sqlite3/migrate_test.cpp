@@ -3,274 +3,94 @@
 // between processes, refused when the database disagrees with the code.
 #include "support/catch.hpp"
 #include "support/databases.hpp"
+#include "support/migrate_cases.hpp"
 
 #include <sertx/sertx.hpp>
 #include <sertx/soci/sqlite3.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <cstdio>
-#include <exception>
+#include <optional>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
+
+using sertx::test::has_text;
 
 namespace {
 
-#if defined(SERTX_CATCH2_V3)
-auto has_text(const std::string& part) { return Catch::Matchers::ContainsSubstring(part); }
-#else
-auto has_text(const std::string& part) { return Catch::Matchers::Contains(part); }
-#endif
+/// The test's SQLite file, as support/migrate_cases.hpp looks at it.
+class on_sqlite {
+public:
+    static constexpr sertx::detail::sql_dialect dialect = sertx::detail::sql_dialect::sqlite;
 
-// One value read on a connection of its own, outside sertx.
-std::string value(const std::string& path, const std::string& sql) {
-    soci::session s(soci::sqlite3, "db=\"" + path + "\"");
-    std::string text;
-    soci::indicator ind = soci::i_ok;
-    s << sql, soci::into(text, ind);
-    return ind == soci::i_null ? "" : text;
-}
-
-// Every schema object with its SQL, and the rows of sertx_schema: equal text
-// before and after means nothing changed.
-std::string catalog(const std::string& path) {
-    return value(path, R"(
+    auto open(std::size_t pool_size) const { return sertx::sqlite3::open(path(), {.pool_size = pool_size}); }
+    std::string value(const std::string& sql) const {
+        soci::session s(soci::sqlite3, "db=\"" + path() + "\"");
+        std::string text;
+        soci::indicator ind = soci::i_ok;
+        s << sql, soci::into(text, ind);
+        return ind == soci::i_null ? "" : text;
+    }
+    std::string column_in_order(const std::string& column, const std::string& table) const {
+        return value("select group_concat(" + column + ", ',') from (select " + column + " from " + table +
+                     " order by 1)");
+    }
+    // Every schema object with its SQL, and the rows of sertx_schema.
+    std::string catalog() const {
+        return value(R"(
         select group_concat(entry, char(10)) from (
           select type || ' ' || name || ' ' || coalesce(sql, '') as entry from sqlite_master
           union all
           select 'row ' || version || ' ' || name || ' ' || checksum || ' ' || applied_at from sertx_schema
           order by 1))");
-}
+    }
+    std::string object_count() const { return value("select count(*) from sqlite_master"); }
+    // A new file in a new directory: what a fresh file goes through (its
+    // switch to WAL) is part of the race.
+    void start_afresh(const std::string&) { dir_.emplace(); }
 
-std::string checksum_in_code(const std::vector<sertx::migration>& code, std::size_t index) {
-    return sertx::detail::prepare_migrations(code, sertx::detail::sql_dialect::sqlite).at(index).checksum;
-}
-
-const std::vector<sertx::migration> accounts = {
-    {1, "accounts", "create table account (id integer primary key, balance integer not null check (balance >= 0))"},
-    {2, "opening balances", "insert into account values (1, 100), (2, 50)"},
+private:
+    std::string path() const { return dir_->file("app.db"); }
+    std::optional<sertx::test::temp_dir> dir_{std::in_place};
 };
-
-// Runs child(start) in two processes. start() returns once both have called
-// it, so that they migrate at the same moment. Returns each exit code: what
-// the child returned, 100 when it threw.
-template <class Child>
-std::vector<int> in_two_processes(Child child) {
-    int ready[2], go[2];
-    REQUIRE(::pipe(ready) == 0);
-    REQUIRE(::pipe(go) == 0);
-    std::vector<pid_t> children;
-    for (int i = 0; i < 2; ++i) {
-        const pid_t pid = ::fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            ::close(ready[0]);
-            ::close(go[1]);
-            int code = 100;
-            try {
-                code = child([&] {
-                    char c = 1;
-                    (void)!::write(ready[1], &c, 1);
-                    ::close(ready[1]);  // so that a sibling that died early cannot hang the parent
-                    (void)!::read(go[0], &c, 1);
-                });
-            } catch (const std::exception& e) {
-                std::fprintf(stderr, "migrator %d: %s\n", i, e.what());
-            }
-            ::_exit(code);
-        }
-        children.push_back(pid);
-    }
-    ::close(ready[1]);
-    ::close(go[0]);
-    char c = 0;
-    for (int i = 0; i < 2 && ::read(ready[0], &c, 1) == 1; ++i) {
-    }
-    (void)!::write(go[1], "gg", 2);
-    ::close(go[1]);
-    ::close(ready[0]);
-    std::vector<int> codes;
-    for (pid_t pid : children) {
-        int status = 0;
-        ::waitpid(pid, &status, 0);
-        codes.push_back(WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    }
-    return codes;
-}
 
 }  // namespace
 
 TEST_CASE("migrate applies each migration once with its version row, then nothing", "[sqlite3][migrate]") {
-    sertx::test::temp_dir dir;
-    const std::string path = dir.file("app.db");
-    auto db = sertx::sqlite3::open(path, {.pool_size = 2});
-    const auto before = std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
-    const auto applied = sertx::migrate(db, accounts);
-    const auto after = std::chrono::system_clock::now();
-    REQUIRE(applied.size() == 2);
-    CHECK(applied[0].version == 1);
-    CHECK(applied[1].version == 2);
-
-    const sertx::schema_status status = sertx::migration_status(db);
-    REQUIRE(status.applied.size() == 2);
-    CHECK(status.version() == 2);
-    for (std::size_t i = 0; i < 2; ++i) {
-        CHECK(status.applied[i].version == accounts[i].version);
-        CHECK(status.applied[i].name == accounts[i].name);
-        CHECK(status.applied[i].checksum == applied[i].checksum);
-        CHECK(status.applied[i].applied_at >= before);
-        CHECK(status.applied[i].applied_at <= after);
-    }
-
-    CHECK(sertx::migrate(db, accounts).empty());
-    CHECK(value(path, "select count(*) || ' ' || sum(balance) from account") == "2 150");
+    sertx::test::migrate_applies_each_once_then_nothing(on_sqlite{});
 }
 
 TEST_CASE("migration_status reports applied and pending migrations", "[sqlite3][migrate]") {
-    sertx::test::temp_dir dir;
-    auto db = sertx::sqlite3::open(dir.file("app.db"), {.pool_size = 1});
-    CHECK(sertx::migration_status(db).applied.empty());
-    CHECK(sertx::migration_status(db).version() == 0);
-    sertx::migrate(db, std::span(accounts).first(1));
-
-    const sertx::schema_status status = sertx::migration_status(db, accounts);
-    REQUIRE(status.applied.size() == 1);
-    CHECK(status.applied[0].name == "accounts");
-    CHECK(status.applied[0].checksum == checksum_in_code(accounts, 0));
-    REQUIRE(status.pending.size() == 1);
-    CHECK(status.pending[0].version == 2);
-    CHECK(status.pending[0].checksum == checksum_in_code(accounts, 1));
-    CHECK(status.problems.empty());
-    CHECK(sertx::migration_status(db).pending.empty());  // without the code nothing is pending
+    sertx::test::migration_status_reports_applied_and_pending(on_sqlite{});
 }
 
 TEST_CASE("the dry run reports what would be applied and changes nothing", "[sqlite3][migrate]") {
-    sertx::test::temp_dir dir;
-    const std::string path = dir.file("app.db");
-    auto db = sertx::sqlite3::open(path, {.pool_size = 1});
-    const auto plan = sertx::migrate(db, accounts, sertx::dry_run);
-    REQUIRE(plan.size() == 2);
-    CHECK(plan[0].statements == std::vector<std::string>{accounts[0].sql});
-    CHECK(value(path, "select count(*) from sqlite_master") == "0");
-
-    sertx::migrate(db, std::span(accounts).first(1));
-    const std::string catalog_before = catalog(path);
-    const auto rest = sertx::migrate(db, accounts, sertx::dry_run);
-    REQUIRE(rest.size() == 1);
-    CHECK(rest[0].version == 2);
-    CHECK(catalog(path) == catalog_before);
+    sertx::test::dry_run_reports_and_changes_nothing(on_sqlite{});
 }
 
 TEST_CASE("a migration whose third statement fails is rolled back whole, and the error names it",
           "[sqlite3][migrate]") {
-    sertx::test::temp_dir dir;
-    const std::string path = dir.file("app.db");
-    auto db = sertx::sqlite3::open(path, {.pool_size = 1});
-    sertx::migrate(db, accounts);
-    const std::string catalog_before = catalog(path);
-
-    std::vector<sertx::migration> code = accounts;
-    code.push_back({3, "ledger",
-                    "create table ledger (account integer not null references account (id), amount integer not null);\n"
-                    "create index ledger_account on ledger (account);\n"
-                    "insert into missing_table values (1);\n"
-                    "create table never_created (x int);"});
-    try {
-        sertx::migrate(db, code);
-        FAIL("migrate did not throw");
-    } catch (const sertx::migration_error& e) {
-        const std::string what = e.what();
-        INFO(what);
-        CHECK_THAT(what, Catch::Matchers::StartsWith("sertx: migration 3 'ledger'"));
-        CHECK_THAT(what, has_text("statement 3 of 4 (`insert into missing_table values (1)`)"));
+    sertx::test::failed_statement_rolls_back_whole(on_sqlite{}, [](const std::string& what,
+                                                                   const sertx::database_error& cause) {
         CHECK_THAT(what, has_text("no such table: missing_table"));
-        try {
-            std::rethrow_if_nested(e);
-            FAIL("no nested database error");
-        } catch (const sertx::database_error& cause) {
-            CHECK(cause.kind() == sertx::failure::permanent);
-        }
-    }
-    CHECK(catalog(path) == catalog_before);
-    CHECK(sertx::migration_status(db).version() == 2);
-
-    code[2].sql = "create table ledger (account integer not null references account (id), amount integer not null)";
-    CHECK(sertx::migrate(db, code).size() == 1);  // the failed attempt left no row behind
+        CHECK(cause.kind() == sertx::failure::permanent);
+    });
 }
 
 TEST_CASE("an applied migration whose checksum changed is refused, and nothing is applied", "[sqlite3][migrate]") {
-    sertx::test::temp_dir dir;
-    const std::string path = dir.file("app.db");
-    auto db = sertx::sqlite3::open(path, {.pool_size = 1});
-    sertx::migrate(db, accounts);
-    const std::string catalog_before = catalog(path);
-    const std::string stored = sertx::migration_status(db).applied.at(1).checksum;
-
-    std::vector<sertx::migration> code = accounts;
-    code[1].sql = "insert into account values (1, 100), (2, 60)";
-    code.push_back({3, "later", "create table later (x int)"});
-    const std::string now = checksum_in_code(code, 1);
-    REQUIRE(now != stored);
-    for (bool dry : {false, true}) {
-        try {
-            if (dry)
-                sertx::migrate(db, code, sertx::dry_run);
-            else
-                sertx::migrate(db, code);
-            FAIL("migrate did not refuse");
-        } catch (const sertx::migration_error& e) {
-            const std::string what = e.what();
-            INFO(what);
-            CHECK_THAT(what, Catch::Matchers::StartsWith("sertx: migrate refused"));
-            CHECK_THAT(what, has_text("migration 2 'opening balances' was applied with checksum " + stored));
-            CHECK_THAT(what, has_text("now has checksum " + now));
-            CHECK_THAT(what, has_text("Nothing was applied"));
-        }
-    }
-    CHECK(catalog(path) == catalog_before);
-    const auto status = sertx::migration_status(db, code);
-    CHECK(status.problems.size() == 1);
-    CHECK(status.pending.size() == 1);
+    sertx::test::changed_checksum_is_refused(on_sqlite{});
 }
 
 TEST_CASE("a database newer than the code is refused, and nothing is applied", "[sqlite3][migrate]") {
-    sertx::test::temp_dir dir;
-    const std::string path = dir.file("app.db");
-    auto db = sertx::sqlite3::open(path, {.pool_size = 1});
-    std::vector<sertx::migration> newer = accounts;
-    newer.push_back({3, "ledger", "create table ledger (amount integer)"});
-    sertx::migrate(db, newer);
-    const std::string catalog_before = catalog(path);
-
-    try {
-        sertx::migrate(db, accounts);
-        FAIL("migrate did not refuse");
-    } catch (const sertx::migration_error& e) {
-        const std::string what = e.what();
-        INFO(what);
-        CHECK_THAT(what, has_text("migration 3 'ledger' (checksum " + checksum_in_code(newer, 2) + ") is applied"));
-        CHECK_THAT(what, has_text("newest migration this code knows is 2"));
-        CHECK_THAT(what, has_text("newer than the code"));
-    }
-    CHECK(catalog(path) == catalog_before);
+    sertx::test::database_newer_than_the_code_is_refused(on_sqlite{});
 }
 
 TEST_CASE("versions that do not strictly increase are refused before the database is touched", "[sqlite3][migrate]") {
-    sertx::test::temp_dir dir;
-    const std::string path = dir.file("app.db");
-    auto db = sertx::sqlite3::open(path, {.pool_size = 1});
-    const std::vector<sertx::migration> code = {{2, "b", "create table b (x int)"}, {1, "a", "create table a (x int)"}};
-    CHECK_THROWS_AS(sertx::migrate(db, code), sertx::migration_error);
-    CHECK(value(path, "select count(*) from sqlite_master") == "0");
+    sertx::test::unordered_versions_are_refused_untouched(on_sqlite{});
 }
 
 TEST_CASE("statements split at semicolons outside string literals and trigger bodies", "[sqlite3][migrate]") {
-    sertx::test::temp_dir dir;
-    const std::string path = dir.file("app.db");
-    auto db = sertx::sqlite3::open(path, {.pool_size = 1});
+    const on_sqlite b;
+    auto db = b.open(1);
     const std::vector<sertx::migration> code = {{1, "notes", R"sql(
         create table note (id integer primary key, body text not null);
         create table audit (note_id integer not null, body text not null);
@@ -286,62 +106,15 @@ TEST_CASE("statements split at semicolons outside string literals and trigger bo
     REQUIRE(plan.size() == 1);
     CHECK(plan[0].statements.size() == 5);
     sertx::migrate(db, code);
-    CHECK(value(path, "select group_concat(body, '|') from (select body from note order by id)") ==
-          "a; b|it's; fine|c; d");
-    CHECK(value(path, "select group_concat(note_id || '=' || body, '|') from audit") == "3=c; d;x");
+    CHECK(b.value("select group_concat(body, '|') from (select body from note order by id)") == "a; b|it's; fine|c; d");
+    CHECK(b.value("select group_concat(note_id || '=' || body, '|') from audit") == "3=c; d;x");
 }
 
 TEST_CASE("two processes migrating the same fresh database at once apply each migration once",
           "[sqlite3][migrate][concurrency]") {
-    const std::vector<sertx::migration> code = {
-        {1, "ledger", "create table ledger (entry integer not null)"},
-        {2, "first entry", "insert into ledger values (2)"},
-        {3, "second entry", "create table extra (x int); insert into ledger values (3)"},
-    };
-    for (int round = 0; round < 20; ++round) {
-        INFO("round " << round);
-        sertx::test::temp_dir dir;
-        const std::string path = dir.file("app.db");
-        const auto codes = in_two_processes([&](auto start) {
-            auto db = sertx::sqlite3::open(path, {.pool_size = 1});
-            start();
-            return static_cast<int>(sertx::migrate(db, code).size());
-        });
-        REQUIRE(codes.size() == 2);
-        CHECK(codes[0] <= 3);
-        CHECK(codes[1] <= 3);
-        CHECK(codes[0] + codes[1] == 3);  // each migration applied by exactly one of them
-        CHECK(value(path, "select group_concat(entry, ',') from (select entry from ledger order by entry)") == "2,3");
-        CHECK(value(path, "select group_concat(version, ',') from (select version from sertx_schema order by 1)") ==
-              "1,2,3");
-    }
+    sertx::test::two_processes_migrate_a_fresh_database_once(on_sqlite{});
 }
 
 TEST_CASE("threads sharing one database migrate it once", "[sqlite3][migrate][concurrency]") {
-    const std::vector<sertx::migration> code = {
-        {1, "ledger", "create table ledger (entry integer not null)"},
-        {2, "entries", "insert into ledger values (1); insert into ledger values (2)"},
-    };
-    for (int round = 0; round < 5; ++round) {
-        INFO("round " << round);
-        sertx::test::temp_dir dir;
-        const std::string path = dir.file("app.db");
-        auto db = sertx::sqlite3::open(path, {.pool_size = 4});
-        std::vector<std::size_t> applied(4);
-        std::vector<std::exception_ptr> errors(4);
-        {
-            std::vector<std::jthread> threads;
-            for (std::size_t t = 0; t < 4; ++t)
-                threads.emplace_back([&, t] {
-                    try {
-                        applied[t] = sertx::migrate(db, code).size();
-                    } catch (...) {
-                        errors[t] = std::current_exception();
-                    }
-                });
-        }
-        for (auto& e : errors) CHECK_NOTHROW(e ? std::rethrow_exception(e) : void());
-        CHECK(applied[0] + applied[1] + applied[2] + applied[3] == 2);
-        CHECK(value(path, "select count(*) from ledger") == "2");
-    }
+    sertx::test::threads_sharing_a_database_migrate_it_once(on_sqlite{});
 }

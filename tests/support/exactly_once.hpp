@@ -205,6 +205,29 @@ void keys_are_any_bytes_within_a_limit(Db& db) {
     CHECK_THROWS_AS(sertx::transact(db, sertx::idempotency_key{""}, [](auto&) { return 1; }), sertx::error);
 }
 
+/// Runs call(t) for t in [0, threads) on threads of their own, each a keyed
+/// transact: exactly one gets the body's value, the others an empty answer,
+/// and none an error.
+template <class Call>
+void one_value_the_rest_empty(int threads, Call call) {
+    std::atomic<int> values{0}, empties{0}, errors{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+            try {
+                const std::optional<int> r = call(t);
+                ++(r ? values : empties);
+            } catch (const std::exception& e) {
+                UNSCOPED_INFO(e.what());
+                ++errors;
+            }
+        });
+    for (auto& p : pool) p.join();
+    REQUIRE(errors == 0);
+    REQUIRE(values == 1);
+    REQUIRE(empties == threads - 1);
+}
+
 /// 8 threads, one key, at once, `rounds` times: one commit per round. The
 /// bodies write only rows of their own, so the only conflict is the key.
 template <class Db>
@@ -215,27 +238,13 @@ void same_key_from_eight_threads(Db& db, int rounds) {
     for (int round = 0; round < rounds; ++round) {
         const std::string key = "round-" + std::to_string(round);
         std::barrier start(threads);
-        std::atomic<int> values{0}, empties{0}, errors{0};
-        std::vector<std::thread> pool;
-        for (int t = 0; t < threads; ++t)
-            pool.emplace_back([&, t] {
-                start.arrive_and_wait();
-                try {
-                    const std::optional<int> r = sertx::transact(db, sertx::idempotency_key{key}, [&](auto& tx) {
-                        tx.sql() << "insert into applied (round, thread) values (:r, :t)", soci::use(round),
-                            soci::use(t);
-                        return t;
-                    });
-                    ++(r ? values : empties);
-                } catch (const std::exception& e) {
-                    UNSCOPED_INFO(e.what());
-                    ++errors;
-                }
+        one_value_the_rest_empty(threads, [&](int t) {
+            start.arrive_and_wait();
+            return sertx::transact(db, sertx::idempotency_key{key}, [&](auto& tx) {
+                tx.sql() << "insert into applied (round, thread) values (:r, :t)", soci::use(round), soci::use(t);
+                return t;
             });
-        for (auto& p : pool) p.join();
-        REQUIRE(errors == 0);
-        REQUIRE(values == 1);
-        REQUIRE(empties == threads - 1);
+        });
     }
     CHECK(count(db, "select count(*) from applied") == rounds);
     CHECK(count(db, "select count(distinct round) from applied") == rounds);
