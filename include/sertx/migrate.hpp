@@ -422,13 +422,19 @@ inline std::vector<migration_step> copies(const std::vector<const migration_step
 
 }  // namespace detail
 
+/// The policy `migrate` uses when none is named: the defaults, except that a
+/// migrator waits for another's table lock as long as the server lets it
+/// (`lock_timeout<0>`), since a migration may rightly hold it for minutes;
+/// the default 20 ms bound would make the waiter give up instead.
+using migration_policy = policy<lock_timeout<0>>;
+
 /// Applies the migrations the database lacks, in version order, each in a
 /// serializable transaction with its `sertx_schema` row; returns those this
 /// call applied (empty when the database was up to date). Throws
 /// `migration_error` when the input is malformed, the database disagrees with
 /// the code (nothing applied), or a migration fails (it is rolled back whole;
 /// those before it stay applied).
-template <class Policy = default_policy, class Db>
+template <class Policy = migration_policy, class Db>
 std::vector<migration_step> migrate(Db& db, std::span<const migration> migrations) {
     if constexpr (detail::check_migrate_requirements<Db, Policy>()) {
         return detail::apply<Policy>(db, detail::prepare_migrations(migrations, Db::connection_type::dialect));
@@ -462,7 +468,7 @@ schema_status migration_status(Db& db, std::span<const migration> migrations) {
 /// The dry run: what `migrate(db, migrations)` would apply now, split into
 /// statements, without changing anything; throws `migration_error` where
 /// `migrate` would refuse.
-template <class Policy = default_policy, class Db>
+template <class Policy = migration_policy, class Db>
 std::vector<migration_step> migrate(Db& db, std::span<const migration> migrations, dry_run_t) {
     if constexpr (detail::check_migrate_requirements<Db, Policy>()) {
         schema_status status = migration_status(db, migrations);
