@@ -148,7 +148,10 @@ TEST_CASE("a session terminated in the middle of a body is discarded and the bod
             CHECK(pg_admin_value(pg.conninfo(), "select pg_terminate_backend(" + std::to_string(me) + ", 5000)") == "t");
         }
         const unsigned attempt = tx.attempt();
-        tx.sql() << "insert into item values (1, :a)", soci::use(std::to_string(attempt));
+        // named: SOCI runs the statement when the full expression ends, after
+        // a temporary bound with use() would already be gone
+        const std::string note = std::to_string(attempt);
+        tx.sql() << "insert into item values (1, :a)", soci::use(note);
         return std::pair(attempt, me);
     });
     CHECK(attempt == 2u);

@@ -361,7 +361,8 @@ template <class Db>
 void payloads_and_results_are_any_bytes_within_a_limit(Db& db) {
     sertx::install(db);
     sertx::effects journal(db);
-    const std::string key("\0key\xff", 5), payload("\0\x01\x02\xfe\xff' or 1=1 --", 19);
+    static constexpr char key_bytes[] = "\0key\xff", payload_bytes[] = "\0\x01\x02\xfe\xff' or 1=1 --";
+    const std::string key(key_bytes, sizeof key_bytes - 1), payload(payload_bytes, sizeof payload_bytes - 1);
     sertx::transact(db, [&](auto& tx) { journal.template schedule<pay>(tx, key, payload); });
     call_log log;
     journal.dispatch(pay{&log});
