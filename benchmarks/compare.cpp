@@ -9,6 +9,7 @@
 //   sertx-bench-compare --backend sqlite --dir /tmp/bench --workload uncontended
 //                       --contender raw --clients 4 --seconds 2
 //   sertx-bench-compare --backend pg --list        (the contenders of a backend)
+//   sertx-bench-compare --workload hot-random --print-pgbench-script
 //
 // Other options: --warmup SECONDS (0.3), --pgbench PATH, --prefix NAME (of the
 // databases and files it creates: "sertx_bench_"), --accept-weaker-durability
@@ -72,6 +73,7 @@ struct options {
     std::string pgbench = "pgbench";
     std::string prefix = "sertx_bench_";  // of the PostgreSQL databases and SQLite files
     bool list = false;
+    bool print_pgbench_script = false;
     bool weak_durability = false;  // diagnostics only: a server with fsync off, to see CPU costs alone
 };
 
@@ -633,11 +635,12 @@ options parse(int argc, char** argv) {
         else if (a == "--pgbench") o.pgbench = value();
         else if (a == "--prefix") o.prefix = value();
         else if (a == "--list") o.list = true;
+        else if (a == "--print-pgbench-script") o.print_pgbench_script = true;
         else if (a == "--accept-weaker-durability") o.weak_durability = true;
         else throw std::invalid_argument("bench: unknown argument " + a);
     }
     if (o.clients == 0) throw std::invalid_argument("bench: --clients must be at least 1");
-    if (o.backend == "pg" && o.pg.empty() && !o.list) {
+    if (o.backend == "pg" && o.pg.empty() && !o.list && !o.print_pgbench_script) {
         const char* env = std::getenv("SERTX_PG");
         if (!env) throw std::invalid_argument("bench: --pg (or SERTX_PG) is needed for PostgreSQL");
         o.pg = env;
@@ -652,6 +655,10 @@ int main(int argc, char** argv) {
     try {
         const options o = parse(argc, argv);
         const auto& w = bench::find_workload(o.workload);
+        if (o.print_pgbench_script) {
+            std::cout << bench::pgbench_script(w);
+            return 0;
+        }
         const bool pg = o.backend == "pg";
         if (!pg && o.backend != "sqlite") throw std::invalid_argument("bench: --backend is pg or sqlite");
         const auto& contenders = pg ? pg_contenders : sqlite_contenders;
