@@ -362,3 +362,29 @@ TEST_CASE("a deadline gives up with retries_exhausted before max_attempts", "[po
     }
     CHECK(db.stats().give_ups == 1);
 }
+
+// PostgreSQL can report a lock timeout that fires as the lock is granted as a
+// plain cancel (57014 "due to user request"); a cancel of the backend's own
+// makes the same error on demand.
+TEST_CASE("a cancelled statement is retried as busy under a lock_timeout, and permanent without one",
+          "[postgresql][failure]") {
+    SERTX_REQUIRE_PG(pg);
+    auto db = open_with_table(pg);
+    const auto cancel_first = [](int& runs) {
+        return [&runs](auto& tx) {
+            if (++runs == 1) tx.sql() << "select pg_cancel_backend(pg_backend_pid()), pg_sleep(5)";
+            tx.sql() << "insert into item values (1, 'after the cancel')";
+        };
+    };
+    int runs = 0;
+    sertx::transact<sertx::policy<sertx::max_attempts<3>, sertx::no_backoff, sertx::lock_timeout<20>>>(
+        db, cancel_first(runs));
+    CHECK(runs == 2);
+    CHECK(items(pg) == 1);
+
+    runs = 0;
+    CHECK_THROWS(sertx::transact<sertx::policy<sertx::max_attempts<3>, sertx::no_backoff, sertx::lock_timeout<0>>>(
+        db, cancel_first(runs)));
+    CHECK(runs == 1);
+    CHECK(items(pg) == 1);
+}
