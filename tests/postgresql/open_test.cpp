@@ -5,6 +5,7 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
 
+#include <stdexcept>
 #include <string>
 
 using sertx::test::pg_admin_exec;
@@ -41,6 +42,40 @@ TEST_CASE("a server default of READ COMMITTED does not weaken a transaction", "[
     });
     CHECK(session_default == "read committed");
     CHECK(level == "serializable");
+}
+
+// sertx sets lock_timeout for the session only when a policy's differs from
+// what the session has; a rolled-back transaction undoes its SET.
+TEST_CASE("every transaction runs with its policy's lock_timeout, or the server's when it has none", "[postgresql]") {
+    SERTX_REQUIRE_PG(pg);
+    pg_admin_exec(sertx::test::pg_admin(), "alter database " + pg.name() + " set lock_timeout = '7s'");
+    auto db = sertx::postgresql::open(pg.conninfo(), {.pool_size = 1});
+    const auto lock_timeout_of = [&db]<class Policy>(Policy, bool fail_first = false) {
+        int runs = 0;
+        return sertx::transact<Policy>(db, [&](auto& tx) {
+            std::string value;
+            tx.sql() << "show lock_timeout", soci::into(value);
+            if (fail_first && ++runs == 1)
+                throw sertx::database_error(sertx::failure::serialization, "40001", "sertx: a test conflict");
+            return value;
+        });
+    };
+    using sertx::policy;
+    CHECK(lock_timeout_of(policy<>{}) == "20ms");
+    CHECK(lock_timeout_of(policy<>{}) == "20ms");
+    CHECK(lock_timeout_of(policy<sertx::lock_timeout<0>>{}) == "7s");
+    CHECK(lock_timeout_of(policy<sertx::lock_timeout<0>>{}) == "7s");
+    CHECK(lock_timeout_of(policy<sertx::lock_timeout<50>, sertx::no_backoff>{}, true) == "50ms");
+    CHECK(lock_timeout_of(policy<sertx::lock_timeout<50>>{}) == "50ms");
+    // A transaction that sets it and rolls back leaves the session as it was.
+    try {
+        sertx::transact<policy<sertx::lock_timeout<30>>>(db, [](auto&) { throw std::runtime_error("no"); });
+    } catch (const std::runtime_error&) {
+    }
+    CHECK(lock_timeout_of(policy<sertx::lock_timeout<50>>{}) == "50ms");
+    CHECK(lock_timeout_of(policy<sertx::lock_timeout<30>>{}) == "30ms");
+    CHECK(lock_timeout_of(policy<sertx::read_only, sertx::lock_timeout<0>>{}) == "7s");
+    CHECK(lock_timeout_of(policy<sertx::read_only>{}) == "20ms");
 }
 
 TEST_CASE("a wrong PostgreSQL connection string gives a clear error without the password", "[postgresql]") {

@@ -204,16 +204,19 @@ public:
             throw database_error(failure::permanent, "25006",
                                  "sertx: this PostgreSQL server is a hot standby (in recovery) and cannot run "
                                  "writing transactions; connect to the primary, or use a read_only policy.");
-        lock_wait_set_ = writes && lock_wait.count() > 0;
+        lock_wait_set_ = lock_wait.count() > 0;
         if (lock_wait_set_) begun_ = std::chrono::steady_clock::now();
-        if (!writes) return execute("BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE");
-        if (lock_wait.count() == 0) return execute("BEGIN ISOLATION LEVEL SERIALIZABLE");
-        if (lock_wait != begin_lock_wait_) {  // one round trip: both statements in one simple query
-            begin_with_lock_wait_ = "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL lock_timeout = '" +
-                                    std::to_string(lock_wait.count()) + "ms'";
-            begin_lock_wait_ = lock_wait;
-        }
-        execute(begin_with_lock_wait_.c_str());
+        const char* begin =
+            writes ? "BEGIN ISOLATION LEVEL SERIALIZABLE" : "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE";
+        // lock_timeout is set for the session, and only when the policy's
+        // differs from what the session has: SET LOCAL in every transaction
+        // cost the server ~14,000 instructions each (docs/benchmarks.md).
+        // Set inside the transaction, it holds from its COMMIT on and a
+        // rollback undoes it; commit() keeps the cache in step.
+        const std::chrono::milliseconds wanted = lock_wait_set_ ? lock_wait : server_lock_wait_;
+        pending_lock_wait_ = wanted;
+        if (wanted == session_lock_wait_) return execute(begin);
+        execute((std::string(begin) + "; SET lock_timeout = " + std::to_string(wanted.count())).c_str());
     }
 
     void verify_isolation() {
@@ -243,7 +246,10 @@ public:
         }
         pg_result r(PQexec(native_, "COMMIT"));
         if (r && PQresultStatus(r.get()) == PGRES_COMMAND_OK) {
-            if (std::strcmp(PQcmdStatus(r.get()), "COMMIT") == 0) return;
+            if (std::strcmp(PQcmdStatus(r.get()), "COMMIT") == 0) {
+                session_lock_wait_ = pending_lock_wait_;
+                return;
+            }
             throw database_error(failure::permanent, "25P02",
                                  "sertx: PostgreSQL answered COMMIT with ROLLBACK: the transaction had failed.");
         }
@@ -364,12 +370,15 @@ private:
         pg_result r(PQexec(native_,
                            "select current_setting('fsync'), current_setting('synchronous_commit'), "
                            "current_setting('full_page_writes'), pg_is_in_recovery(), "
-                           "(select setting from pg_settings where name = 'statement_timeout')"));
+                           "(select setting from pg_settings where name = 'statement_timeout'), "
+                           "(select setting from pg_settings where name = 'lock_timeout')"));
         if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) fail(r.get(), "reading the server's settings");
         const std::string fsync = PQgetvalue(r.get(), 0, 0), sync_commit = PQgetvalue(r.get(), 0, 1),
                           full_pages = PQgetvalue(r.get(), 0, 2);
         standby_ = std::string_view(PQgetvalue(r.get(), 0, 3)) == "t";
         statement_timeout_ = std::chrono::milliseconds(std::strtoll(PQgetvalue(r.get(), 0, 4), nullptr, 10));
+        server_lock_wait_ = session_lock_wait_ = pending_lock_wait_ =
+            std::chrono::milliseconds(std::strtoll(PQgetvalue(r.get(), 0, 5), nullptr, 10));
         std::string weak;
         if (fsync != "on") weak = "fsync=" + fsync + " (a crash can lose or corrupt committed data)";
         else if (sync_commit == "off")
@@ -398,8 +407,9 @@ private:
     PGconn* native_;
     sertx::detail::counters* counters_;
     std::vector<std::string> notices_;
-    std::string begin_with_lock_wait_;
-    std::chrono::milliseconds begin_lock_wait_{0};
+    std::chrono::milliseconds server_lock_wait_{0};   // lock_timeout as the session opened
+    std::chrono::milliseconds session_lock_wait_{0};  // what the session has now
+    std::chrono::milliseconds pending_lock_wait_{0};  // what it has once this transaction commits
     bool lock_wait_set_ = false;  // this transaction runs with a lock_timeout
     std::chrono::steady_clock::time_point begun_;  // when it began, if so
     std::chrono::milliseconds statement_timeout_{0};  // the session's, as it opened; 0: none
