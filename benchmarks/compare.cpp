@@ -97,6 +97,7 @@ struct tally {
 struct result {
     double seconds = 0;
     tally total;
+    std::uint64_t client_min = 0, client_max = 0;  // commits of the least and the most served client
     std::map<std::string, std::uint64_t> extra;  // contender-specific counts
 };
 
@@ -164,7 +165,10 @@ result measure(const options& o, Client&& client, const std::function<void(bool)
 
     result r;
     r.seconds = std::chrono::duration<double>(end - start).count();
+    r.client_min = tallies.front().commits;
     for (auto& t : tallies) {
+        r.client_min = std::min(r.client_min, t.commits);
+        r.client_max = std::max(r.client_max, t.commits);
         r.total.commits += t.commits;
         r.total.attempts += t.attempts;
         r.total.give_ups += t.give_ups;
@@ -680,6 +684,7 @@ int main(int argc, char** argv) {
                   << "\tattempts=" << t.attempts << "\tgive_ups=" << t.give_ups << "\terrors=" << t.errors
                   << "\ttps=" << (r.seconds > 0 ? static_cast<double>(t.commits) / r.seconds : 0.0)
                   << "\tp50_us=" << p50 << "\tp99_us=" << p99;
+        if (r.client_max > 0) std::cout << "\tclient_min=" << r.client_min << "\tclient_max=" << r.client_max;
         for (const auto& [k, v] : r.extra) std::cout << '\t' << k << '=' << v;
         double load1 = 0;
         std::ifstream("/proc/loadavg") >> load1;  // the machine may be shared: say how busy it was
