@@ -22,6 +22,7 @@
 /// sertx::sqlite3); docs/backends.md describes what an adapter provides.
 
 #include <sertx/backend.hpp>
+#include <sertx/detail/random.hpp>
 #include <sertx/failure.hpp>
 #include <sertx/observe.hpp>
 #include <sertx/policy.hpp>
@@ -32,12 +33,10 @@
 #include <exception>
 #include <functional>
 #include <optional>
-#include <random>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
-#include <variant>
 #include <vector>
 
 namespace sertx {
@@ -119,12 +118,14 @@ inline void run_after_commit(std::vector<std::function<void()>>& actions) {
 /// A random name for one attempt of a keyed transaction, written with the
 /// key: after a lost COMMIT it tells this call's commit from another call's.
 inline std::string new_attempt_id() {
-    thread_local std::random_device entropy;  // no state a fork() could duplicate
     static constexpr char digits[] = "0123456789abcdef";
+    unsigned char bits[16];
+    os_random(bits, sizeof bits);
     std::string id;
-    for (int word = 0; word < 4; ++word) {
-        const std::uint32_t bits = entropy();
-        for (int shift = 28; shift >= 0; shift -= 4) id.push_back(digits[(bits >> shift) & 0xf]);
+    id.reserve(2 * sizeof bits);
+    for (const unsigned char byte : bits) {
+        id.push_back(digits[byte >> 4]);
+        id.push_back(digits[byte & 0xf]);
     }
     return id;
 }
@@ -219,7 +220,8 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
     const auto deadline = Policy::deadline.count() > 0 ? started + Policy::deadline
                                                        : std::chrono::steady_clock::time_point::max();
     std::vector<std::function<void()>> after_commit;
-    using value_t = std::conditional_t<std::is_void_v<result_t>, std::monostate, result_t>;
+    struct no_value {};  // what a void body produces
+    using value_t = std::conditional_t<std::is_void_v<result_t>, no_value, result_t>;
     std::vector<lost_attempt<value_t>> lost;  // attempts whose COMMIT's answer was lost
     // The call's outcome once one of its attempts committed: its after_commit
     // actions run after the session went back, outside any transaction (an

@@ -1,14 +1,39 @@
 // SPDX-License-Identifier: BSL-1.0
 #pragma once
-// A small, fast generator for backoff jitter: splitmix64. Jitter needs
-// decorrelation between threads, not cryptographic quality, and must not lock.
+// Randomness without <random>, which alone added a sixth to the compile time
+// of a translation unit using sertx (docs/benchmarks.md, "Compile time"): the
+// operating system's entropy for what must not repeat, and splitmix64 for
+// backoff jitter, which needs decorrelation between threads, not
+// cryptographic quality, and must not lock.
 
+#include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <stdexcept>
+
+#if defined(_WIN32)
 #include <random>
-#include <thread>
+#elif defined(__APPLE__)
+#include <sys/random.h>
+#else
+#include <unistd.h>
+#endif
 
 namespace sertx::detail {
+
+/// Fills `out` with the operating system's random bytes; nothing of the
+/// process's state is involved, so a fork() cannot make two processes repeat.
+inline void os_random(void* out, std::size_t size) {
+#if defined(_WIN32)
+    std::random_device device;
+    auto* bytes = static_cast<unsigned char*>(out);
+    for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<unsigned char>(device());
+#else
+    auto* bytes = static_cast<unsigned char*>(out);
+    for (std::size_t done = 0; done < size; done += 256)  // getentropy's limit
+        if (::getentropy(bytes + done, size - done < 256 ? size - done : 256) != 0)
+            throw std::runtime_error("sertx: the operating system gave no random bytes (getentropy failed)");
+#endif
+}
 
 class jitter_rng {
 public:
@@ -32,11 +57,14 @@ private:
     std::uint64_t state_;
 };
 
-/// One generator per thread, seeded from the OS and the thread id, so that
-/// threads that conflict together do not back off in lockstep.
-inline jitter_rng& thread_rng() noexcept {
-    thread_local jitter_rng rng{std::random_device{}() ^
-                                (std::hash<std::thread::id>{}(std::this_thread::get_id()) << 1)};
+/// One generator per thread, seeded by the operating system, so that threads
+/// that conflict together do not back off in lockstep.
+inline jitter_rng& thread_rng() {
+    thread_local jitter_rng rng{[] {
+        std::uint64_t seed;
+        os_random(&seed, sizeof seed);
+        return seed;
+    }()};
     return rng;
 }
 
