@@ -11,7 +11,6 @@
 
 #include <sertx/detail/random.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 
@@ -24,9 +23,9 @@ struct backoff {};
 namespace detail {
 /// min(cap, base * 2^(retry-1)) without overflow.
 constexpr std::uint64_t capped_exponential(std::uint64_t base, std::uint64_t cap, unsigned retry) noexcept {
-    const unsigned shift = retry == 0 ? 0 : std::min(retry - 1, 62u);
+    const unsigned shift = retry == 0 ? 0 : retry - 1 < 62u ? retry - 1 : 62u;
     if (base != 0 && (cap / base) >> shift == 0) return cap;
-    return std::min(cap, base << shift);
+    return base << shift < cap ? base << shift : cap;
 }
 }  // namespace detail
 
@@ -66,7 +65,8 @@ struct decorrelated_jitter {
                   "sertx: decorrelated_jitter<Base, Cap> needs 0 < Base <= Cap (microseconds).");
     using sertx_option = detail::option::backoff;
     std::chrono::microseconds delay(unsigned, detail::jitter_rng& rng) noexcept {
-        previous_ = std::min<std::uint64_t>(Cap, rng.between(Base, previous_ * 3));
+        const std::uint64_t drawn = rng.between(Base, previous_ * 3);
+        previous_ = drawn < Cap ? drawn : Cap;
         return std::chrono::microseconds(previous_);
     }
 

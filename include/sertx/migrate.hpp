@@ -67,7 +67,6 @@
 #include <sertx/transact.hpp>
 #include <sertx/transaction.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -261,9 +260,9 @@ inline migration_plan plan_migrations(const std::vector<applied_migration>& appl
     const std::int64_t newest_known = steps.empty() ? 0 : steps.back().version;
     const std::int64_t newest_applied = applied.empty() ? 0 : applied.back().version;
     auto known = [&](std::int64_t version) -> const migration_step* {
-        auto it = std::lower_bound(steps.begin(), steps.end(), version,
-                                   [](const migration_step& s, std::int64_t v) { return s.version < v; });
-        return it != steps.end() && it->version == version ? &*it : nullptr;
+        for (const migration_step& s : steps)
+            if (s.version == version) return &s;
+        return nullptr;
     };
     for (const applied_migration& a : applied) {
         const migration_step* step = known(a.version);
@@ -284,9 +283,9 @@ inline migration_plan plan_migrations(const std::vector<applied_migration>& appl
                                     "change in a new migration");
     }
     auto is_applied = [&](std::int64_t version) {
-        auto it = std::lower_bound(applied.begin(), applied.end(), version,
-                                   [](const applied_migration& a, std::int64_t v) { return a.version < v; });
-        return it != applied.end() && it->version == version;
+        for (const applied_migration& a : applied)
+            if (a.version == version) return true;
+        return false;
     };
     for (const migration_step& s : steps) {
         if (is_applied(s.version)) continue;

@@ -16,7 +16,6 @@
 // One pass over the script; nothing is allocated but the result (and the
 // message of an error).
 
-#include <algorithm>
 #include <sertx/detail/sql_dialect.hpp>
 
 #include <cstddef>
@@ -58,8 +57,9 @@ private:
 /// The 1-based line of `script` that byte `offset` lies on; an offset past the
 /// end counts as the last line.
 [[nodiscard]] inline std::size_t line_of(std::string_view script, std::size_t offset) noexcept {
-    const auto end = script.begin() + static_cast<std::ptrdiff_t>(std::min(offset, script.size()));
-    return 1 + static_cast<std::size_t>(std::count(script.begin(), end, '\n'));
+    std::size_t line = 1;
+    for (std::size_t i = 0; i < offset && i < script.size(); ++i) line += script[i] == '\n';
+    return line;
 }
 
 // The scanner behind split_statements; one object splits one script.
@@ -120,10 +120,12 @@ private:
     static bool is_word_char(char c) noexcept { return is_letter(c) || is_digit(c) || c == '$'; }
 
     static bool is_keyword(std::string_view word, std::string_view lower_keyword) noexcept {
-        return word.size() == lower_keyword.size() &&
-               std::equal(word.begin(), word.end(), lower_keyword.begin(), [](char a, char b) {
-                   return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
-               });
+        if (word.size() != lower_keyword.size()) return false;
+        for (std::size_t i = 0; i < word.size(); ++i) {
+            const char c = word[i];
+            if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != lower_keyword[i]) return false;
+        }
+        return true;
     }
 
     char at(std::size_t i) const noexcept { return i < script_.size() ? script_[i] : '\0'; }

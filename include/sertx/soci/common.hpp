@@ -18,7 +18,6 @@
 
 #include <soci/soci.h>
 
-#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -206,7 +205,8 @@ protected:
     template <class Question>
     auto ask_until(std::chrono::steady_clock::time_point deadline, Question&& question)
         -> std::invoke_result_t<Question&, Connection&> {
-        const auto limit = std::min(deadline, std::chrono::steady_clock::now() + resolve_timeout);
+        const auto patience = std::chrono::steady_clock::now() + resolve_timeout;
+        const auto limit = deadline < patience ? deadline : patience;
         for (;;) {
             try {
                 auto lease = acquire(limit);

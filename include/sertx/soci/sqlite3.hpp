@@ -28,11 +28,9 @@
 
 #include <soci/sqlite3/soci-sqlite3.h>
 
-#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -91,37 +89,52 @@ public:
     /// False when `timeout` passed first.
     bool enter(std::chrono::milliseconds timeout) {
         std::unique_lock lock(mutex_);
-        if (!busy_ && waiting_.empty()) {
+        if (!busy_ && !first_) {
             busy_ = true;
             return true;
         }
         waiter me;
-        waiting_.push_back(&me);
+        append(me);
         if (me.wake.wait_for(lock, timeout, [&] { return me.granted; })) return true;
-        waiting_.erase(std::find(waiting_.begin(), waiting_.end(), &me));
+        unlink(me);
         return false;
     }
 
     /// Hands the turn to the first waiter, if any: only it is woken.
     void leave() noexcept {
         std::lock_guard lock(mutex_);
-        if (waiting_.empty()) {
+        if (!first_) {
             busy_ = false;
             return;
         }
-        waiter* next = waiting_.front();
-        waiting_.pop_front();
-        next->granted = true;
-        next->wake.notify_one();  // under the lock: `next` lives until its owner reacquires it
+        waiter& next = *first_;
+        unlink(next);
+        next.granted = true;
+        next.wake.notify_one();  // under the lock: `next` lives until its owner reacquires it
     }
 
 private:
+    // Waiters live on their owners' stacks, linked in arrival order: no
+    // allocation on the way to a write.
     struct waiter {
         std::condition_variable wake;
         bool granted = false;
+        waiter* before = nullptr;
+        waiter* after = nullptr;
     };
+    void append(waiter& w) noexcept {
+        w.before = last_;
+        (last_ ? last_->after : first_) = &w;
+        last_ = &w;
+    }
+    void unlink(waiter& w) noexcept {
+        (w.before ? w.before->after : first_) = w.after;
+        (w.after ? w.after->before : last_) = w.before;
+    }
+
     std::mutex mutex_;
-    std::deque<waiter*> waiting_;
+    waiter* first_ = nullptr;
+    waiter* last_ = nullptr;
     bool busy_ = false;
 };
 
