@@ -74,6 +74,53 @@ private:
     std::vector<entry> objects_;
 };
 
+/// Threads waiting for an `Item`, served first come, first served. A thread
+/// that gives an item back while others wait hands it to the first of them
+/// instead of releasing it: a releasing thread that comes straight back would
+/// otherwise win again and again, and a waiter could starve until its
+/// timeout (a pool smaller than its threads gave pool_exhausted within 5 s
+/// while its sessions were busy every moment). Each waiter sleeps on its own
+/// condition variable, on its own stack: a hand-over wakes one thread and
+/// allocates nothing. Every call is made under the owner's mutex.
+template <class Item>
+class handoff_queue {
+public:
+    bool empty() const noexcept { return !first_; }
+
+    /// Waits, releasing `lock` meanwhile, until an item is handed over or
+    /// `limit` passes (then empty).
+    std::optional<Item> wait(std::unique_lock<std::mutex>& lock, std::chrono::steady_clock::time_point limit) {
+        waiter me;
+        me.before = last_;
+        (last_ ? last_->after : first_) = &me;
+        last_ = &me;
+        if (!me.wake.wait_until(lock, limit, [&] { return me.item.has_value(); })) unlink(me);
+        return std::move(me.item);
+    }
+
+    /// Gives `item` to the first waiter; the queue must not be empty.
+    void hand_over(Item item) noexcept {
+        waiter& next = *first_;
+        unlink(next);
+        next.item.emplace(std::move(item));
+        next.wake.notify_one();  // under the lock: `next` lives until its owner takes the lock again
+    }
+
+private:
+    struct waiter {
+        std::condition_variable wake;
+        std::optional<Item> item;
+        waiter* before = nullptr;
+        waiter* after = nullptr;
+    };
+    void unlink(waiter& w) noexcept {
+        (w.before ? w.before->after : first_) = w.after;
+        (w.after ? w.after->before : last_) = w.before;
+    }
+    waiter* first_ = nullptr;
+    waiter* last_ = nullptr;
+};
+
 /// A thread-safe pool of at most `size` connections, opened on demand.
 /// `Connection` provides: `static std::unique_ptr<Connection> open(const
 /// Config&, counters&)`, `bool healthy() noexcept` (checked when taken from
@@ -104,56 +151,70 @@ public:
         std::unique_ptr<Connection> c_;
     };
 
-    /// Waits at most the acquire timeout, and never past `deadline`.
+    /// Waits at most the acquire timeout, and never past `deadline`; waiters
+    /// are served in turn.
     lease acquire(std::chrono::steady_clock::time_point deadline) {
         const auto now = std::chrono::steady_clock::now();
         const auto limit = (deadline - now > acquire_timeout_) ? now + acquire_timeout_ : deadline;
         std::unique_lock lock(mutex_);
-        if (!available_.wait_until(lock, limit, [&] { return !idle_.empty() || open_ < size_; }))
+        std::unique_ptr<Connection> c;  // null: a free place, to open a session in
+        if (!idle_.empty()) {           // (only when nobody waits: give_back hands over first)
+            c = std::move(idle_.back());
+            idle_.pop_back();
+        } else if (open_ < size_) {
+            ++open_;
+        } else if (auto given = waiting_.wait(lock, limit)) {
+            c = std::move(*given);
+        } else {
             throw pool_exhausted("sertx: all " + std::to_string(size_) + " sessions of " + what_ +
                                  " stayed in use for " + std::to_string(acquire_timeout_.count()) +
                                  " ms; raise pool_size or acquire_timeout, or shorten transactions.");
-        while (!idle_.empty()) {
-            std::unique_ptr<Connection> c = std::move(idle_.back());
-            idle_.pop_back();
-            lock.unlock();
-            if (c->healthy()) return lease(*this, std::move(c));
-            c.reset();  // its server went away while it was idle
-            counters::add(counters_.sessions_discarded);
-            lock.lock();
-            --open_;
         }
-        ++open_;
         lock.unlock();
-        try {
-            auto c = Connection::open(config_, counters_);
-            counters::add(counters_.sessions_opened);
-            return lease(*this, std::move(c));
-        } catch (...) {
-            lock.lock();
-            --open_;
-            available_.notify_one();
-            throw;
+        if (c && c->healthy()) return lease(*this, std::move(c));
+        if (c) {  // its server went away while it was idle: open another in its place
+            c.reset();
+            counters::add(counters_.sessions_discarded);
         }
+        return open_session();
     }
 
     detail::counters& counters() noexcept { return counters_; }
 
 private:
+    /// Opens a session in a place already counted in open_.
+    lease open_session() {
+        try {
+            auto c = Connection::open(config_, counters_);
+            counters::add(counters_.sessions_opened);
+            return lease(*this, std::move(c));
+        } catch (...) {
+            std::lock_guard lock(mutex_);
+            free_place();
+            throw;
+        }
+    }
+
+    /// A counted place fell free: the first waiter opens a session in it.
+    void free_place() noexcept {
+        if (waiting_.empty())
+            --open_;
+        else
+            waiting_.hand_over(nullptr);
+    }
+
     void give_back(std::unique_ptr<Connection> c) noexcept {
-        const bool keep = c->reusable();
-        if (!keep) {
+        if (!c->reusable()) {
             c.reset();
             counters::add(counters_.sessions_discarded);
         }
-        {
-            std::lock_guard lock(mutex_);
-            if (keep)
-                idle_.push_back(std::move(c));
-            else
-                --open_;
-        }
-        available_.notify_one();
+        std::lock_guard lock(mutex_);
+        if (!c)
+            free_place();
+        else if (!waiting_.empty())
+            waiting_.hand_over(std::move(c));
+        else
+            idle_.push_back(std::move(c));
     }
 
     Config config_;
@@ -162,7 +223,7 @@ private:
     std::string what_;
     detail::counters counters_;
     std::mutex mutex_;
-    std::condition_variable available_;
+    handoff_queue<std::unique_ptr<Connection>> waiting_;
     std::vector<std::unique_ptr<Connection>> idle_;
     std::size_t open_ = 0;
 };

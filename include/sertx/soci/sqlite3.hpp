@@ -29,7 +29,6 @@
 #include <soci/sqlite3/soci-sqlite3.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -80,61 +79,33 @@ namespace detail {
 /// sleeps growing to 100 ms: a writer that just committed nearly always wins
 /// again, and the others (an effect dispatcher among them) starve. Queueing
 /// in the process first hands the write lock over at once and in turn; the
-/// busy handler still arbitrates between processes. Each waiter sleeps on its
-/// own condition variable and is handed the turn directly: waking them all to
-/// find the first cost a tenth of the throughput at 4 and 8 threads
-/// (docs/benchmarks.md).
+/// busy handler still arbitrates between processes. Waking every waiter to
+/// find the first cost a tenth of the throughput at 4 and 8 threads: the
+/// turn is handed to the first waiter alone.
 class writer_queue {
 public:
     /// False when `timeout` passed first.
     bool enter(std::chrono::milliseconds timeout) {
         std::unique_lock lock(mutex_);
-        if (!busy_ && !first_) {
+        if (!busy_) {  // then nobody waits: leave() hands the turn over first
             busy_ = true;
             return true;
         }
-        waiter me;
-        append(me);
-        if (me.wake.wait_for(lock, timeout, [&] { return me.granted; })) return true;
-        unlink(me);
-        return false;
+        return waiting_.wait(lock, std::chrono::steady_clock::now() + timeout).has_value();
     }
 
-    /// Hands the turn to the first waiter, if any: only it is woken.
     void leave() noexcept {
         std::lock_guard lock(mutex_);
-        if (!first_) {
+        if (waiting_.empty())
             busy_ = false;
-            return;
-        }
-        waiter& next = *first_;
-        unlink(next);
-        next.granted = true;
-        next.wake.notify_one();  // under the lock: `next` lives until its owner reacquires it
+        else
+            waiting_.hand_over(turn{});
     }
 
 private:
-    // Waiters live on their owners' stacks, linked in arrival order: no
-    // allocation on the way to a write.
-    struct waiter {
-        std::condition_variable wake;
-        bool granted = false;
-        waiter* before = nullptr;
-        waiter* after = nullptr;
-    };
-    void append(waiter& w) noexcept {
-        w.before = last_;
-        (last_ ? last_->after : first_) = &w;
-        last_ = &w;
-    }
-    void unlink(waiter& w) noexcept {
-        (w.before ? w.before->after : first_) = w.after;
-        (w.after ? w.after->before : last_) = w.before;
-    }
-
+    struct turn {};
     std::mutex mutex_;
-    waiter* first_ = nullptr;
-    waiter* last_ = nullptr;
+    sertx::detail::handoff_queue<turn> waiting_;
     bool busy_ = false;
 };
 
