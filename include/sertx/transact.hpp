@@ -194,7 +194,8 @@ auto run_nested(Db& db, Body& body)
     }
 }
 
-template <class Policy, class Db, class Body>
+/// `Keyed`: `key` is given; without one, the key's steps are not compiled.
+template <class Policy, bool Keyed, class Db, class Body>
 auto run(Db& db, const idempotency_key* key, Body& body) {
     using tx_t = transaction<typename Db::connection_type, Policy>;
     using result_t = std::invoke_result_t<Body&, tx_t&>;
@@ -204,7 +205,7 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
     using keyed_t = typename outcome<result_t>::type;
 
     if (active) {
-        if (key) throw error("sertx: an idempotency_key cannot be used by a nested transact().");
+        if constexpr (Keyed) throw error("sertx: an idempotency_key cannot be used by a nested transact().");
         if constexpr (std::is_void_v<result_t>) {
             run_nested<Policy>(db, body);
             return keyed_t{};
@@ -254,7 +255,8 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
             cause = std::current_exception();
             failed = failure::connection_lost;
         }
-        const std::string attempt_id = key ? new_attempt_id() : std::string();
+        std::string attempt_id;
+        if constexpr (Keyed) attempt_id = new_attempt_id();
         std::optional<value_t> produced;          // the body's value, until COMMIT's outcome is known
         std::optional<std::string> committed_by;  // the attempt that wrote the key, found at the start
         bool commit_sent = false, committed = false;
@@ -266,7 +268,7 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
             try {
                 lease.begin(Policy::writes, Policy::lock_wait);
                 if constexpr (Policy::verify_every_transaction) lease.verify_isolation();
-                if (key) committed_by = lease.key_committed(key->value);
+                if constexpr (Keyed) committed_by = lease.key_committed(key->value);
                 if (committed_by) {
                     lease.rollback();  // committed before: the body is not run
                 } else {
@@ -277,7 +279,7 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
                     } else {
                         produced.emplace(body(tx));
                     }
-                    if (key) lease.record_key(key->value, attempt_id);
+                    if constexpr (Keyed) lease.record_key(key->value, attempt_id);
                     if constexpr (Policy::resolve_by_txid) txid = lease.current_txid();
                     commit_sent = true;
                     lease.commit();
@@ -305,16 +307,18 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
             lost.push_back({attempt_id, std::move(*produced), std::move(after_commit)});
             std::optional<bool> applied;  // by this attempt
             if constexpr (Policy::resolve_by_txid) applied = db.txid_committed(txid, deadline);
-            if (key && !applied) {
-                if (auto written_by = db.key_committed_elsewhere(key->value, deadline)) {
-                    if (*written_by) {
-                        counters.add(counters.commit_resolved);
-                        return committed_as(**written_by);
+            if constexpr (Keyed) {
+                if (!applied) {
+                    if (auto written_by = db.key_committed_elsewhere(key->value, deadline)) {
+                        if (*written_by) {
+                            counters.add(counters.commit_resolved);
+                            return committed_as(**written_by);
+                        }
+                        // Absent: rolled back, or its COMMIT is still in
+                        // flight on the server; then the retry conflicts on
+                        // the key and finds it at its start.
+                        applied = false;
                     }
-                    // Absent: rolled back, or its COMMIT is still in flight on
-                    // the server; then the retry conflicts on the key and
-                    // finds it at its start.
-                    applied = false;
                 }
             }
             if (!applied) {
@@ -363,9 +367,9 @@ auto transact(Db& db, Body&& body) {
         using tx_t = transaction<typename Db::connection_type, Policy>;
         using result_t = std::invoke_result_t<Body&, tx_t&>;
         if constexpr (std::is_void_v<result_t>) {
-            detail::run<Policy>(db, nullptr, body);
+            detail::run<Policy, false>(db, nullptr, body);
         } else {
-            return *detail::run<Policy>(db, nullptr, body);
+            return *detail::run<Policy, false>(db, nullptr, body);
         }
     }
 }
@@ -385,7 +389,7 @@ auto transact(Db& db, const idempotency_key& key, Body&& body) {
     static_assert(Policy::writes, "sertx: an idempotency_key needs a read_write policy: the key is written.");
     if constexpr (serializable_backend<backend_of<Db>>) {
         detail::check_key(key);
-        return detail::run<Policy>(db, &key, body);
+        return detail::run<Policy, true>(db, &key, body);
     }
 }
 
