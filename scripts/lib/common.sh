@@ -18,9 +18,13 @@ sertx_install_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-SERTX_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libboost-dev libsoci-dev libpq-dev libsqlite3-dev sqlite3 catch2)
-# What the tests need beyond a build: the server, the API reference's
-# generator, clang's libFuzzer for the bounded fuzz runs.
+# What the dev preset configures against: it builds the benchmarks too (their
+# smoke runs are tests), which need Google Benchmark and libpqxx.
+SERTX_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libboost-dev libsoci-dev libpq-dev libsqlite3-dev sqlite3 catch2
+                      libbenchmark-dev libpqxx-dev)
+# What the tests need beyond a build: the server (and its pgbench, a contender
+# of the benchmarks' smoke run), the API reference's generator, clang's
+# libFuzzer for the bounded fuzz runs.
 SERTX_TEST_PACKAGES=(postgresql doxygen python3 clang libclang-rt-dev)
 
 # A free TCP port on 127.0.0.1.
