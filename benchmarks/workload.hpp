@@ -5,6 +5,8 @@
 // the schema they run on, and their statements in each client's placeholder
 // syntax. Contenders differ only in how they run these statements.
 
+#include <sertx/detail/random.hpp>
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -43,24 +45,14 @@ inline const workload& find_workload(std::string_view name) {
     throw std::invalid_argument("bench: unknown workload '" + std::string(name) + "'");
 }
 
-/// splitmix64: cheap, and one per client so that clients do not share state.
-class rng {
-public:
-    explicit rng(std::uint64_t seed) noexcept : state_(seed) {}
-    std::uint64_t next() noexcept {
-        std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    }
-    /// Uniform in [lo, hi].
-    long long between(long long lo, long long hi) noexcept {
-        return lo + static_cast<long long>(next() % static_cast<std::uint64_t>(hi - lo + 1));
-    }
+/// One generator per client, so that clients do not share state: sertx's own
+/// backoff jitter generator (splitmix64), seeded per client for repeatable runs.
+using rng = sertx::detail::jitter_rng;
 
-private:
-    std::uint64_t state_;
-};
+/// Uniform in [lo, hi], for the signed ids and amounts of the workload.
+inline long long draw(rng& r, long long lo, long long hi) noexcept {
+    return lo + static_cast<long long>(r.between(0, static_cast<std::uint64_t>(hi - lo)));
+}
 
 /// One transfer: `amount` from `from` to `to`, applied as `first += first_delta`
 /// then `second += second_delta`.
@@ -72,9 +64,9 @@ struct transfer {
 /// The same draw as the pgbench script below.
 inline transfer next_transfer(rng& r, const workload& w) {
     transfer t{};
-    t.from = r.between(1, w.accounts);
-    t.to = 1 + (t.from + r.between(0, w.accounts - 2)) % w.accounts;  // never from
-    t.amount = r.between(1, 100);
+    t.from = draw(r, 1, w.accounts);
+    t.to = 1 + (t.from + draw(r, 0, w.accounts - 2)) % w.accounts;  // never from
+    t.amount = draw(r, 1, 100);
     const bool from_first = w.updates == order::random || t.from < t.to;
     t.first = from_first ? t.from : t.to;
     t.second = from_first ? t.to : t.from;
@@ -84,7 +76,7 @@ inline transfer next_transfer(rng& r, const workload& w) {
 }
 
 /// The first account of a report; it sums `report_span` accounts.
-inline long long next_report(rng& r, const workload& w) { return r.between(1, w.accounts - report_span + 1); }
+inline long long next_report(rng& r, const workload& w) { return draw(r, 1, w.accounts - report_span + 1); }
 
 /// Tables, in SQL both PostgreSQL and SQLite accept. sertx_commit_log is the
 /// idempotency-key table (sertx::install creates it where that exists).
