@@ -3,11 +3,11 @@
 // unknown parameters, an unreachable server, a wrong password), idempotency
 // keys and migration names with quotes, NUL bytes and great lengths, and a
 // server whose durability settings would lose commits.
+#include "support/bad_input_cases.hpp"
 #include "support/catch.hpp"
 #include "support/databases.hpp"
 #include "support/pg_server.hpp"
 
-#include <sertx/migrate.hpp>
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
 
@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+namespace cases = sertx::test::bad_input_cases;
 using sertx::test::pg_admin_exec;
 
 namespace {
@@ -128,72 +129,29 @@ TEST_CASE("idempotency keys with quotes, NUL bytes and SQL are bound, stored as 
           "[postgresql][bad_input]") {
     SERTX_REQUIRE_PG(pg);
     auto db = sertx::postgresql::open(pg.conninfo());
-    sertx::install(db);
-    sertx::transact(db, [](auto& tx) { tx.sql() << "create table hits (n integer)"; });
-    const std::vector<std::string> keys = {
-        "'; drop table hits; --",
-        "\"quoted\" and 'single' and \\backslash",
-        std::string("a\0b", 3),
-        std::string("a\0c", 3),
-        std::string("a"),
-        std::string(1, '\0'),
-        "\xff\xfe not UTF-8 \xc3\x28",
-        std::string(sertx::idempotency_key::max_length, 'k'),
-    };
-    for (const auto& k : keys) {
-        CHECK(sertx::transact(db, sertx::idempotency_key{k}, [](auto& tx) { tx.sql() << "insert into hits values (1)"; }));
-        CHECK_FALSE(sertx::transact(db, sertx::idempotency_key{k}, [](auto& tx) { tx.sql() << "insert into hits values (1)"; }));
-    }
-    int hits = 0;
-    sertx::transact(db, [&](auto& tx) { tx.sql() << "select count(*) from hits", soci::into(hits); });
-    CHECK(hits == static_cast<int>(keys.size()));  // each key once, and the table still there
+    cases::keys_are_bound_stored_as_given_and_told_apart(db);
 }
 
 TEST_CASE("an idempotency key longer than the limit, or empty, is refused before anything runs",
           "[postgresql][bad_input]") {
     SERTX_REQUIRE_PG(pg);
     auto db = sertx::postgresql::open(pg.conninfo());
+    cases::key_over_the_limit_is_refused_before_the_body(db);
     bool ran = false;
-    auto body = [&](auto&) { ran = true; };
-    try {
-        sertx::transact(db, sertx::idempotency_key{std::string(sertx::idempotency_key::max_length + 1, 'k')}, body);
-        FAIL("a key of max_length + 1 bytes was accepted");
-    } catch (const sertx::error& e) {
-        CHECK(std::string(e.what()).find(std::to_string(sertx::idempotency_key::max_length)) != std::string::npos);
-    }
-    CHECK_THROWS_AS(sertx::transact(db, sertx::idempotency_key{""}, body), sertx::error);
+    CHECK_THROWS_AS(sertx::transact(db, sertx::idempotency_key{""}, [&](auto&) { ran = true; }), sertx::error);
     CHECK_FALSE(ran);
 }
 
 TEST_CASE("migration names with quotes, SQL and great length are stored as given", "[postgresql][bad_input]") {
     SERTX_REQUIRE_PG(pg);
     auto db = sertx::postgresql::open(pg.conninfo());
-    const std::vector<sertx::migration> schema = {
-        {1, "'); drop table sertx_schema; --", "create table a (x int)"},
-        {2, "\"quoted\" \\ and 'single'", "create table b (x int)"},
-        {3, std::string(100'000, 'n'), "create table c (x int)"},
-    };
-    sertx::migrate(db, schema);
-    const auto status = sertx::migration_status(db);
-    REQUIRE(status.applied.size() == schema.size());
-    for (std::size_t i = 0; i < schema.size(); ++i) CHECK(status.applied[i].name == schema[i].name);
+    cases::migration_names_are_stored_as_given(db);
 }
 
 TEST_CASE("a migration whose name or SQL holds a NUL byte is refused, not cut short", "[postgresql][bad_input]") {
     SERTX_REQUIRE_PG(pg);
     auto db = sertx::postgresql::open(pg.conninfo());
-    const std::vector<sertx::migration> bad_name = {{1, std::string("before\0after", 12), "create table a (x int)"}};
-    const std::vector<sertx::migration> bad_sql = {
-        {1, "nul", std::string("create table a (x int)\0; drop table sertx_schema", 49)}};
-    for (const auto* schema : {&bad_name, &bad_sql}) {
-        try {
-            sertx::migrate(db, *schema);
-            FAIL("a migration with a NUL byte was accepted");
-        } catch (const sertx::migration_error& e) {
-            CHECK(std::string(e.what()).find("NUL byte") != std::string::npos);
-        }
-    }
-    CHECK(sertx::migration_status(db).applied.empty());
+    cases::migration_with_a_nul_byte_is_refused(db);
 }
 
 TEST_CASE("a database with synchronous_commit off is refused with durability_error", "[postgresql][bad_input]") {

@@ -2,18 +2,18 @@
 // Hostile and mistaken input on SQLite: paths that cannot be a database,
 // idempotency keys and migration names with quotes, NUL bytes and great
 // lengths, and a file system on which SQLite cannot keep its WAL.
+#include "support/bad_input_cases.hpp"
 #include "support/catch.hpp"
 #include "support/databases.hpp"
 
-#include <sertx/migrate.hpp>
 #include <sertx/sertx.hpp>
 #include <sertx/soci/sqlite3.hpp>
 
 #include <filesystem>
 #include <map>
 #include <string>
-#include <vector>
 
+namespace cases = sertx::test::bad_input_cases;
 using sertx::test::temp_dir;
 
 namespace {
@@ -95,60 +95,25 @@ TEST_CASE("idempotency keys with quotes, NUL bytes and SQL are bound, stored as 
           "[sqlite3][bad_input]") {
     temp_dir dir;
     auto db = sertx::sqlite3::open(dir.file("keys.db"));
-    sertx::install(db);
-    sertx::transact(db, [](auto& tx) { tx.sql() << "create table hits (n integer)"; });
-    const std::vector<std::string> keys = {
-        "'; drop table hits; --",
-        "\"quoted\" and 'single' and \\backslash",
-        std::string("a\0b", 3),
-        std::string("a\0c", 3),
-        std::string("a"),
-        std::string(1, '\0'),
-        "\xff\xfe not UTF-8 \xc3\x28",
-        std::string(sertx::idempotency_key::max_length, 'k'),
-    };
-    auto hit = [](auto& tx) { tx.sql() << "insert into hits values (1)"; };
-    for (const auto& k : keys) {
-        CHECK(sertx::transact(db, sertx::idempotency_key{k}, hit));
-        CHECK_FALSE(sertx::transact(db, sertx::idempotency_key{k}, hit));
-    }
-    int hits = 0;
-    sertx::transact(db, [&](auto& tx) { tx.sql() << "select count(*) from hits", soci::into(hits); });
-    CHECK(hits == static_cast<int>(keys.size()));
+    cases::keys_are_bound_stored_as_given_and_told_apart(db);
 }
 
 TEST_CASE("an idempotency key longer than the limit is refused before anything runs", "[sqlite3][bad_input]") {
     temp_dir dir;
     auto db = sertx::sqlite3::open(dir.file("keys.db"));
-    bool ran = false;
-    CHECK_THROWS_AS(sertx::transact(db, sertx::idempotency_key{std::string(sertx::idempotency_key::max_length + 1, 'k')},
-                                    [&](auto&) { ran = true; }),
-                    sertx::error);
-    CHECK_FALSE(ran);
+    cases::key_over_the_limit_is_refused_before_the_body(db);
 }
 
 TEST_CASE("migration names with quotes, SQL and great length are stored as given", "[sqlite3][bad_input]") {
     temp_dir dir;
     auto db = sertx::sqlite3::open(dir.file("schema.db"));
-    const std::vector<sertx::migration> schema = {
-        {1, "'); drop table sertx_schema; --", "create table a (x int)"},
-        {2, "\"quoted\" \\ and 'single'", "create table b (x int)"},
-        {3, std::string(100'000, 'n'), "create table c (x int)"},
-    };
-    sertx::migrate(db, schema);
-    const auto status = sertx::migration_status(db);
-    REQUIRE(status.applied.size() == schema.size());
-    for (std::size_t i = 0; i < schema.size(); ++i) CHECK(status.applied[i].name == schema[i].name);
+    cases::migration_names_are_stored_as_given(db);
 }
 
 TEST_CASE("a migration whose name or SQL holds a NUL byte is refused, not cut short", "[sqlite3][bad_input]") {
     temp_dir dir;
     auto db = sertx::sqlite3::open(dir.file("schema.db"));
-    const std::vector<sertx::migration> bad_name = {{1, std::string("before\0after", 12), "create table a (x int)"}};
-    const std::vector<sertx::migration> bad_sql = {
-        {1, "nul", std::string("create table a (x int)\0; drop table sertx_schema", 49)}};
-    for (const auto* schema : {&bad_name, &bad_sql})
-        CHECK_THROWS_AS(sertx::migrate(db, *schema), sertx::migration_error);
+    cases::migration_with_a_nul_byte_is_refused(db);
 }
 
 TEST_CASE("a file system where SQLite cannot keep a WAL is refused with durability_error", "[sqlite3][bad_input]") {

@@ -2,6 +2,7 @@
 // sertx::testing::chaos on SQLite: it finds a body that is not safe to re-run,
 // and the keyed bank keeps every invariant under it.
 #include "support/catch.hpp"
+#include "support/chaos_cases.hpp"
 #include "support/chaos_workloads.hpp"
 #include "support/databases.hpp"
 #include "support/keyed_bank.hpp"
@@ -10,16 +11,16 @@
 #include <sertx/soci/sqlite3.hpp>
 #include <sertx/testing/chaos.hpp>
 
-#include <atomic>
+#include <optional>
+#include <set>
 
+namespace cases = sertx::test::chaos_cases;
 namespace keyed_bank = sertx::test::keyed_bank;
 namespace workloads = sertx::test::chaos_workloads;
-using sertx::failure;
 using sertx::test::temp_dir;
+using sertx::test::chaos_cases::small;
 
 namespace {
-const keyed_bank::workload small{.accounts = 10, .writers = 4, .transfers_per_writer = 0, .opening_balance = 1000};
-
 sertx::sqlite3::database bank_file(const temp_dir& dir, const char* name = "bank.db") {
     auto db = sertx::sqlite3::open(dir.file(name), {.pool_size = 6});
     keyed_bank::open(db, small);
@@ -32,12 +33,7 @@ TEST_CASE("chaos makes a body that counts in a captured variable count transfers
     temp_dir dir;
     auto real = bank_file(dir);
     sertx::testing::chaos db(real, {.seed = 7, .at_commit = {.serialization = 0.1, .busy = 0.05}});
-
-    const auto t = workloads::count_transfers(db, small, 200, [](auto&, long long& counted) { ++counted; });
-
-    WARN("counted " << t.counted << ", committed " << t.logged << ", injected " << db.injected().total());
-    CHECK(db.injected().total() > 0);
-    CHECK(t.counted > t.logged);  // the bug, found
+    cases::captured_count_exceeds_the_commits(db);
 }
 
 TEST_CASE("the same count kept in after_commit matches the committed transfers exactly under chaos",
@@ -45,12 +41,7 @@ TEST_CASE("the same count kept in after_commit matches the committed transfers e
     temp_dir dir;
     auto real = bank_file(dir);
     sertx::testing::chaos db(real, workloads::everywhere(7));
-
-    const auto t = workloads::count_transfers(
-        db, small, 200, [](auto& tx, long long& counted) { tx.after_commit([&counted] { ++counted; }); });
-
-    CHECK(db.injected().total() > 0);
-    CHECK(t.counted == t.logged);
+    cases::after_commit_count_matches_the_commits(db);
 }
 
 TEST_CASE("keyed transfers on several threads under chaos keep every invariant, lost commits included",
@@ -58,29 +49,7 @@ TEST_CASE("keyed transfers on several threads under chaos keep every invariant, 
     temp_dir dir;
     auto real = bank_file(dir);
     sertx::testing::chaos db(real, workloads::everywhere(2024));
-    keyed_bank::answers answers;
-    const std::atomic<bool> stop{false};
-
-    keyed_bank::run_writers<sertx::default_policy>(db, small, answers, stop, 150);
-
-    const auto verdict = keyed_bank::audit(real, small, answers);
-    const auto injected = db.injected();
-    INFO(verdict.describe() << answers.failure_sample());
-    CHECK(verdict.holds());
-    CHECK(answers.acknowledged() == 600);
-    CHECK(answers.count(keyed_bank::answers::failed) == 0);
-    CHECK(answers.count(keyed_bank::answers::unknown) == 0);
-    CHECK(answers.count(keyed_bank::answers::committed_before) == 0);  // each key is used by one call
-    for (auto f : {failure::serialization, failure::deadlock, failure::busy, failure::connection_lost})
-        CHECK(injected.injected_at_statement(f) + injected.injected_at_commit(f) > 0);
-    CHECK(injected.lost_commits_applied > 0);
-    CHECK(injected.lost_commits_rolled_back > 0);
-    // Each lost commit was resolved through the key, none reported unknown.
-    CHECK(real.stats().commit_resolved == injected.injected_at_commit(failure::commit_unknown));
-    CHECK(real.stats().commit_unknown == 0);
-    WARN("SQLite under chaos: " << verdict.checked << " answers checked, " << injected.total() << " failures injected ("
-                                << injected.lost_commits_applied << " commits lost after applying, "
-                                << injected.lost_commits_rolled_back << " lost and rolled back)");
+    cases::keyed_writers_keep_every_invariant("SQLite", db);
 }
 
 TEST_CASE("the same seed injects the same failures into the same single-threaded run", "[sqlite3][chaos]") {
@@ -103,17 +72,7 @@ TEST_CASE("a body that swallows an injected failure is refused, not committed", 
     temp_dir dir;
     auto real = bank_file(dir);
     sertx::testing::chaos db(real, {.at_statement = {.serialization = 1.0}, .faulty_attempts = 1});
-
-    auto careless = [](auto& tx) {
-        try {
-            tx.sql() << "update account set balance = balance - 1 where id = 0";
-        } catch (const std::exception&) {  // the bug: a retryable failure swallowed
-        }
-        tx.sql() << "update account set balance = balance + 1 where id = 1";
-    };
-    CHECK_THROWS_AS(sertx::transact(db, careless), sertx::database_error);
-    CHECK(db.injected().swallowed == 1);
-    CHECK(keyed_bank::read_books(real, small).total == small.total());
+    cases::swallowed_failure_is_refused(db);
 }
 
 TEST_CASE("a lost commit without a key reaches the caller as commit_unknown when chaos is asked to lose it",
@@ -163,14 +122,7 @@ TEST_CASE("migrations and the effect journal under chaos apply each migration on
     temp_dir dir;
     auto real = sertx::sqlite3::open(dir.file("machinery.db"));
     sertx::testing::chaos db(real, workloads::everywhere(5));
-
-    const auto m = workloads::run_machinery(db, 60);
-
-    CHECK(m.applied == 2);
-    CHECK(m.applied_again == 0);
-    CHECK(m.calls.size() == 60);
-    for (const auto& [key, count] : m.calls) CHECK(count == 1);
-    CHECK(db.injected().total() > 0);
+    cases::machinery_runs_each_step_once(db);
 }
 
 TEST_CASE("rates that are not probabilities are refused", "[sqlite3][chaos]") {
