@@ -122,20 +122,26 @@ struct lock_timeout {
 /// gave up, at the same throughput. A conflict that never clears now costs
 /// about 100 × 25 ms = 2.5 s before retries_exhausted; add deadline<> for less.
 inline constexpr unsigned default_attempts = 100;
-/// Full jitter from 0.5 ms to 50 ms: on the hot workloads (random order,
-/// account order) it commits 331 and 389 tx/s, against 203 and 227 retrying at
-/// once (no_backoff, which also gives up), 280 and 357 with exponential (no
-/// jitter: threads that collided retry together) and 299 and 286 with the
-/// previous 0.1–20 ms. Decorrelated jitter does as well (336, 409) within the
-/// spread; full jitter is the simpler, stateless one.
+/// Full jitter from 0.5 ms to 50 ms. First run (a loaded machine, before
+/// lock_timeout was set per session): on the hot workloads (random order,
+/// account order) it committed 331 and 389 tx/s, against 203 and 227 retrying
+/// at once (no_backoff, which also gives up), 280 and 357 with exponential
+/// and 299 and 286 with the previous 0.1–20 ms. The latest run (2026-11-25
+/// 21:38, docs/benchmarks.md) gives 1125 and 1412 tx/s, exponential 1533 and
+/// 1545, decorrelated jitter 1230 and 1476, no_backoff 267 and 692 (with
+/// give-ups): full jitter's shorter mean wait wastes more attempts (0.67
+/// committed per attempt against exponential's 0.83). The runs disagree by
+/// more than their spread; the default stays until repeated runs decide.
 using default_backoff = full_jitter<500, 50'000>;
-/// 20 ms: on the hot workload with deadlocks (a→b against b→a), sertx commits
-/// 23 tx/s without a lock timeout (each deadlock waits deadlock_timeout, 1 s),
-/// 325–344 tx/s with 1 to 20 ms, 277 with 50 and 190 with 100; in account
-/// order every value does alike. 20 ms is the longest that loses nothing, so a
-/// lock held a little longer (a COMMIT waiting ~4 ms for this disk) rarely
-/// costs a retry. A transaction that must wait for a long-held lock (a
-/// migration's table lock) needs lock_timeout<0> (the server's setting).
+/// 20 ms: on the hot workload with deadlocks (a→b against b→a), sertx
+/// committed 23 tx/s without a lock timeout (each deadlock waits
+/// deadlock_timeout, 1 s), 325–344 tx/s with 1 to 20 ms, 277 with 50 and 190
+/// with 100; the latest run: 10 tx/s without, 1389, 1371, 1303 and 1186 with
+/// 1, 5, 10 and 20 ms, 1042 with 50 and 580 with 100; in account order every
+/// value does alike. 20 ms is the longest that stays near the best, so a lock
+/// held a little longer (a COMMIT waiting for a slow disk) rarely costs a
+/// retry. A transaction that must wait for a long-held lock (a migration's
+/// table lock) needs lock_timeout<0> (the server's setting).
 inline constexpr std::uint64_t default_lock_timeout_ms = 20;
 
 namespace detail {
