@@ -60,6 +60,42 @@ inline pid_t spawn_dispatcher(const std::vector<std::string>& args,
     return pid;
 }
 
+/// Holds dispatchers back until all of them have started and opened the
+/// database, so that a slow start (a sanitizer build) cannot let the first
+/// one drain the journal alone. The children see SERTX_START_GATE.
+class start_gate {
+public:
+    start_gate() { REQUIRE((::pipe(ready_) == 0 && ::pipe(go_) == 0)); }
+    ~start_gate() {
+        for (const int fd : {ready_[0], ready_[1], go_[0], go_[1]})
+            if (fd >= 0) ::close(fd);
+    }
+    start_gate(const start_gate&) = delete;
+    start_gate& operator=(const start_gate&) = delete;
+
+    std::pair<std::string, std::string> env() const {
+        return {"SERTX_START_GATE", std::to_string(ready_[1]) + "," + std::to_string(go_[0])};
+    }
+
+    /// Waits for `n` children to say they are ready, then lets them all go.
+    /// False if one died first.
+    bool open_when_ready(int n) {
+        ::close(std::exchange(ready_[1], -1));  // EOF here once every child is gone
+        for (int ready = 0; ready < n;) {
+            char c = 0;
+            const ssize_t got = ::read(ready_[0], &c, 1);
+            if (got == 0 || (got < 0 && errno != EINTR)) return false;
+            ready += got == 1;
+        }
+        const std::string go(static_cast<std::size_t>(n), 'g');
+        return ::write(go_[1], go.data(), go.size()) == static_cast<ssize_t>(go.size());
+    }
+
+private:
+    int ready_[2] = {-1, -1};
+    int go_[2] = {-1, -1};
+};
+
 inline int wait_for(pid_t pid) {
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -172,8 +208,10 @@ void two_processes_call_each_once(Db& db, const std::string& backend, const std:
         schedule_all<pay>(db, journal,
                           std::vector<std::string>(keys.begin() + at, keys.begin() + std::min(at + 250, keys.size())));
 
-    const pid_t a = spawn_dispatcher({backend, target, "node-A", log, "pay"});
-    const pid_t b = spawn_dispatcher({backend, target, "node-B", log, "pay"});
+    start_gate gate;
+    const pid_t a = spawn_dispatcher({backend, target, "node-A", log, "pay"}, {gate.env()});
+    const pid_t b = spawn_dispatcher({backend, target, "node-B", log, "pay"}, {gate.env()});
+    CHECK(gate.open_when_ready(2));
     CHECK(exited_cleanly(wait_for(a)));
     CHECK(exited_cleanly(wait_for(b)));
 

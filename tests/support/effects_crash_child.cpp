@@ -11,7 +11,9 @@
 // SERTX_CRASH_POINT (claiming, started, inside, returned, settling, settled)
 // and SERTX_CRASH_KEY set, it kills itself with SIGKILL at that step of the
 // effect with that key ("inside": in the operation, after the call was
-// logged).
+// logged). With SERTX_START_GATE=<ready-fd>,<go-fd> (support/effects_crash.hpp's
+// start_gate) it writes a byte to ready-fd once the database is open and
+// waits for a byte on go-fd before dispatching.
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
 #include <sertx/soci/sqlite3.hpp>
@@ -80,9 +82,19 @@ struct refresh {
     void operator()(const std::string& payload) const { call(payload); }
 };
 
+void pass_start_gate() {
+    const char* gate = std::getenv("SERTX_START_GATE");
+    if (!gate) return;
+    int ready = -1, go = -1;
+    char c = 'r';
+    if (std::sscanf(gate, "%d,%d", &ready, &go) != 2 || ::write(ready, &c, 1) != 1 || ::read(go, &c, 1) != 1)
+        throw std::runtime_error("test: the start gate failed");
+}
+
 template <class Db>
 int dispatch_all(Db db, const std::string& dispatcher, std::string_view op, bool recover) {
     sertx::effects<Db, crash_probe> journal(db, dispatcher);
+    pass_start_gate();
     if (recover) journal.recover();
     for (;;) {
         const sertx::dispatch_report r = op == "pay" ? journal.dispatch(pay{}, 50) : journal.dispatch(refresh{}, 50);
