@@ -57,6 +57,19 @@ struct full_jitter {
     }
 };
 
+/// Uniform in [d/2, d] with d = min(Cap, Base·2^(retry−1)) ("equal
+/// jitter"): half of exponential's wait is kept, so few retries come back
+/// early, and the other half spreads transactions that collided together.
+template <std::uint64_t Base, std::uint64_t Cap>
+struct equal_jitter {
+    static_assert(Base > 0 && Base <= Cap, "sertx: equal_jitter<Base, Cap> needs 0 < Base <= Cap (microseconds).");
+    using sertx_option = detail::option::backoff;
+    std::chrono::microseconds delay(unsigned retry, detail::jitter_rng& rng) const noexcept {
+        const std::uint64_t d = detail::capped_exponential(Base, Cap, retry);
+        return std::chrono::microseconds(rng.between(d - d / 2, d));
+    }
+};
+
 /// min(Cap, uniform[Base, 3·previous]) with previous starting at Base
 /// ("decorrelated jitter"): grows like exponential but spreads retries.
 template <std::uint64_t Base, std::uint64_t Cap>

@@ -49,6 +49,28 @@ TEST_CASE("full_jitter stays within [0, min(cap, base*2^(n-1))] and spreads over
     }
 }
 
+TEST_CASE("equal_jitter stays within [d/2, d] for d = min(cap, base*2^(n-1)) and spreads over it", "[backoff]") {
+    sertx::detail::jitter_rng rng(11);
+    sertx::equal_jitter<100, 10'000> b;
+    for (unsigned retry = 1; retry <= 12; ++retry) {
+        const std::int64_t ceiling = std::min<std::int64_t>(10'000, 100ll << (retry - 1));
+        std::int64_t least = ceiling, most = 0;
+        double mean = 0;
+        for (int i = 0; i < 2000; ++i) {
+            const auto d = b.delay(retry, rng).count();
+            REQUIRE(d >= ceiling / 2);
+            REQUIRE(d <= ceiling);
+            least = std::min(least, d);
+            most = std::max(most, d);
+            mean += static_cast<double>(d) / 2000;
+        }
+        CHECK(mean > 0.7 * static_cast<double>(ceiling));
+        CHECK(mean < 0.8 * static_cast<double>(ceiling));
+        CHECK(least < 5 * ceiling / 8);
+        CHECK(most > 7 * ceiling / 8);
+    }
+}
+
 TEST_CASE("decorrelated_jitter stays within [base, cap] and grows from the previous delay", "[backoff]") {
     sertx::detail::jitter_rng rng(7);
     sertx::decorrelated_jitter<100, 5'000> b;
