@@ -591,13 +591,16 @@ const std::map<std::string, runner, std::less<>> pg_contenders = {
     {"sertx-lt-20", &sertx_pg<lt<20>, true, false>},
     {"sertx-lt-50", &sertx_pg<lt<50>, true, false>},
     {"sertx-lt-100", &sertx_pg<lt<100>, true, false>},
-    // The strategies at the default's base and cap; the previous default
-    // backoff (full_jitter<100, 20'000>) and attempt budget (30) for the record.
+    // The strategies at the default's base and cap; exponential and full
+    // jitter as the previous default had them, and the previous attempt
+    // budget (30), for the record.
     {"sertx-backoff-none", &sertx_pg<with_backoff<sertx::no_backoff>, true, false>},
-    {"sertx-backoff-exponential", &sertx_pg<with_backoff<sertx::exponential<500, 50'000>>, true, false>},
-    {"sertx-backoff-full-jitter", &sertx_pg<with_backoff<sertx::full_jitter<500, 50'000>>, true, false>},
-    {"sertx-backoff-decorrelated", &sertx_pg<with_backoff<sertx::decorrelated_jitter<500, 50'000>>, true, false>},
-    {"sertx-backoff-full-jitter-100-20000", &sertx_pg<with_backoff<sertx::full_jitter<100, 20'000>>, true, false>},
+    {"sertx-backoff-exponential", &sertx_pg<with_backoff<sertx::exponential<700, 70'000>>, true, false>},
+    {"sertx-backoff-full-jitter", &sertx_pg<with_backoff<sertx::full_jitter<700, 70'000>>, true, false>},
+    {"sertx-backoff-equal-jitter", &sertx_pg<with_backoff<sertx::equal_jitter<700, 70'000>>, true, false>},
+    {"sertx-backoff-decorrelated", &sertx_pg<with_backoff<sertx::decorrelated_jitter<700, 70'000>>, true, false>},
+    {"sertx-backoff-exponential-500-50000", &sertx_pg<with_backoff<sertx::exponential<500, 50'000>>, true, false>},
+    {"sertx-backoff-full-jitter-500-50000", &sertx_pg<with_backoff<sertx::full_jitter<500, 50'000>>, true, false>},
     {"sertx-attempts-30", &sertx_pg<sertx::policy<sertx::max_attempts<30>>, true, false>},
     {"soci", &soci_pg<true>},
     {"soci-once", &soci_pg<false>},

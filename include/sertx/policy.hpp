@@ -9,7 +9,7 @@
 /// |-------------------------------------|------------------------------|
 /// | `max_attempts<N>`                   | `max_attempts<default_attempts>` |
 /// | `deadline<Milliseconds>`            | none (attempts bound the loop) |
-/// | backoff (`no_backoff`, `exponential<B,C>`, `full_jitter<B,C>`, `decorrelated_jitter<B,C>`) | `default_backoff` |
+/// | backoff (`no_backoff`, `exponential<B,C>`, `full_jitter<B,C>`, `equal_jitter<B,C>`, `decorrelated_jitter<B,C>`) | `default_backoff` |
 /// | `read_only` / `read_write`          | `read_write`                 |
 /// | `observe<T...>`                     | no observers                 |
 /// | `verify_isolation<on_open / every_transaction>` | `on_open`          |
@@ -120,19 +120,26 @@ struct lock_timeout {
 /// 100 attempts: with 30 (the previous default) the hot workloads gave up on
 /// 2 transactions in 9 s, and at 16 clients on 36–70 in 3 s; with 100 none
 /// gave up, at the same throughput. A conflict that never clears now costs
-/// about 100 × 25 ms = 2.5 s before retries_exhausted; add deadline<> for less.
+/// about 5 s before retries_exhausted (see default_backoff); add deadline<>
+/// for less.
 inline constexpr unsigned default_attempts = 100;
-/// Full jitter from 0.5 ms to 50 ms. First run (a loaded machine, before
-/// lock_timeout was set per session): on the hot workloads (random order,
-/// account order) it committed 331 and 389 tx/s, against 203 and 227 retrying
-/// at once (no_backoff, which also gives up), 280 and 357 with exponential
-/// and 299 and 286 with the previous 0.1–20 ms. The latest run (2026-11-25
-/// 21:38, docs/benchmarks.md) gives 1125 and 1412 tx/s, exponential 1533 and
-/// 1545, decorrelated jitter 1230 and 1476, no_backoff 267 and 692 (with
-/// give-ups): full jitter's shorter mean wait wastes more attempts (0.67
-/// committed per attempt against exponential's 0.83). The runs disagree by
-/// more than their spread; the default stays until repeated runs decide.
-using default_backoff = full_jitter<500, 50'000>;
+/// Equal jitter from 0.7 ms to 70 ms: uniform in [d/2, d], d doubling from
+/// 0.7 ms. On the hot workloads the mean wait decided throughput more than
+/// the spread did: a longer wait throws away fewer attempts. Six alternating
+/// repetitions each, hot-random then hot-ordered at 8 and 16 clients (tx/s):
+/// - this default: 1044/868 and 1232/1160, 0.80 committed per attempt at 8;
+/// - full_jitter<500, 50'000>, the previous default: 879/699 and 1173/1072,
+///   0.62 per attempt; p99 264 ms against 220;
+/// - exponential<500, 50'000>, whose mean wait this one matches: 1158/961 and
+///   1291/1103, 0.79 per attempt, p99 159 ms. In another six repetitions
+///   equal_jitter<667, 66'667> beat it in 2 of these 4 cells (1130/925 and
+///   1217/1175 against 1099/957 and 1277/1056): the two are within their
+///   spread. Equal jitter is kept for what these workloads do not show:
+///   without randomness, clients that fail together (a failover, a burst)
+///   come back together at every retry.
+/// A conflict that never clears costs about 100 × 52 ms ≈ 5 s before
+/// retries_exhausted.
+using default_backoff = equal_jitter<700, 70'000>;
 /// 20 ms: on the hot workload with deadlocks (a→b against b→a), sertx
 /// committed 23 tx/s without a lock timeout (each deadlock waits
 /// deadlock_timeout, 1 s), 325–344 tx/s with 1 to 20 ms, 277 with 50 and 190
