@@ -131,24 +131,29 @@ inline constexpr unsigned default_attempts = 100;
 /// - full_jitter<500, 50'000>, the previous default: 879/699 and 1173/1072,
 ///   0.62 per attempt; p99 264 ms against 220;
 /// - exponential<500, 50'000>, whose mean wait this one matches: 1158/961 and
-///   1291/1103, 0.79 per attempt, p99 159 ms. In another six repetitions
-///   equal_jitter<667, 66'667> beat it in 2 of these 4 cells (1130/925 and
-///   1217/1175 against 1099/957 and 1277/1056): the two are within their
-///   spread. Equal jitter is kept for what these workloads do not show:
-///   without randomness, clients that fail together (a failover, a burst)
-///   come back together at every retry.
+///   1291/1103, 0.79 per attempt, p99 159 ms.
+/// The full run of docs/benchmarks.md (six repetitions more) gave 1083/936
+/// and 1158/1160 for this default, 1008/935 and 1255/1102 for exponential,
+/// 882/611 and 1083/970 for the previous default: equal jitter and
+/// exponential at one mean wait are within their spread. Equal jitter is
+/// kept for what these workloads do not show: without randomness, clients
+/// that fail together (a failover, a burst) come back together at every
+/// retry. Longer waits still won there (exponential<700, 70'000>: 1227/996);
+/// a longer base is worth measuring.
 /// A conflict that never clears costs about 100 × 52 ms ≈ 5 s before
 /// retries_exhausted.
 using default_backoff = equal_jitter<700, 70'000>;
-/// 20 ms: on the hot workload with deadlocks (a→b against b→a), sertx
-/// committed 23 tx/s without a lock timeout (each deadlock waits
-/// deadlock_timeout, 1 s), 325–344 tx/s with 1 to 20 ms, 277 with 50 and 190
-/// with 100; the latest run: 10 tx/s without, 1389, 1371, 1303 and 1186 with
-/// 1, 5, 10 and 20 ms, 1042 with 50 and 580 with 100; in account order every
-/// value does alike. 20 ms is the longest that stays near the best, so a lock
-/// held a little longer (a COMMIT waiting for a slow disk) rarely costs a
-/// retry. A transaction that must wait for a long-held lock (a migration's
-/// table lock) needs lock_timeout<0> (the server's setting).
+/// 20 ms. On the hot workload with deadlocks (a→b against b→a), without a
+/// lock timeout each deadlock waits deadlock_timeout (1 s): 10–103 tx/s in
+/// the last runs. With 1, 5, 10, 20, 50 and 100 ms: 1389, 1371, 1303, 1186,
+/// 1042 and 580 tx/s, then (with this default backoff) 1274, 1155, 1073,
+/// 1019, 951 and 569. In account order, where every lock wait is a wait for
+/// the holder's COMMIT, all values do alike on this disk (a sync takes
+/// 0.15 ms). Shorter is faster on deadlocks, by up to a quarter at 1 ms; 20
+/// ms is kept so that a wait for a COMMIT on a slow disk or a synchronous
+/// replica (several milliseconds) does not become a retry. A transaction
+/// that must wait for a long-held lock (a migration's table lock) needs
+/// lock_timeout<0> (the server's setting).
 inline constexpr std::uint64_t default_lock_timeout_ms = 20;
 
 namespace detail {
