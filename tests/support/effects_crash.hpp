@@ -11,6 +11,8 @@
 
 #include <sertx/sertx.hpp>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -62,10 +64,14 @@ inline pid_t spawn_dispatcher(const std::vector<std::string>& args,
 
 /// Holds dispatchers back until all of them have started and opened the
 /// database, so that a slow start (a sanitizer build) cannot let the first
-/// one drain the journal alone. The children see SERTX_START_GATE.
+/// one drain the journal alone. The children see SERTX_START_GATE and keep
+/// only their ends of the pipes.
 class start_gate {
 public:
-    start_gate() { REQUIRE((::pipe(ready_) == 0 && ::pipe(go_) == 0)); }
+    start_gate() {
+        REQUIRE((::pipe(ready_) == 0 && ::pipe(go_) == 0));
+        REQUIRE((::fcntl(ready_[0], F_SETFD, FD_CLOEXEC) == 0 && ::fcntl(go_[1], F_SETFD, FD_CLOEXEC) == 0));
+    }
     ~start_gate() {
         for (const int fd : {ready_[0], ready_[1], go_[0], go_[1]})
             if (fd >= 0) ::close(fd);
@@ -77,18 +83,22 @@ public:
         return {"SERTX_START_GATE", std::to_string(ready_[1]) + "," + std::to_string(go_[0])};
     }
 
-    /// Waits for `n` children to say they are ready, then lets them all go.
-    /// False if one died first.
+    /// Waits up to a minute for `n` children to say they are ready, then lets
+    /// them all go. False if they did not all come: the gate then closes, and
+    /// the waiting children exit.
     bool open_when_ready(int n) {
-        ::close(std::exchange(ready_[1], -1));  // EOF here once every child is gone
-        for (int ready = 0; ready < n;) {
+        int ready = 0;
+        for (const auto until = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+             ready < n && std::chrono::steady_clock::now() < until;) {
+            pollfd p{ready_[0], POLLIN, 0};
             char c = 0;
-            const ssize_t got = ::read(ready_[0], &c, 1);
-            if (got == 0 || (got < 0 && errno != EINTR)) return false;
-            ready += got == 1;
+            if (::poll(&p, 1, 100) == 1 && ::read(ready_[0], &c, 1) == 1) ++ready;
         }
         const std::string go(static_cast<std::size_t>(n), 'g');
-        return ::write(go_[1], go.data(), go.size()) == static_cast<ssize_t>(go.size());
+        const bool opened =
+            ready == n && ::write(go_[1], go.data(), go.size()) == static_cast<ssize_t>(go.size());
+        ::close(std::exchange(go_[1], -1));
+        return opened;
     }
 
 private:
