@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
 using std::chrono::microseconds;
 
@@ -26,26 +25,42 @@ TEST_CASE("exponential doubles from its base up to its cap", "[backoff]") {
     CHECK(b.delay(200, rng) == microseconds(1000));  // no overflow for large retry counts
 }
 
+/// 2000 delays of `b` before retry `retry`: the least, the most, the mean.
+struct spread {
+    std::int64_t least = INT64_MAX, most = INT64_MIN;
+    double mean = 0;
+};
+template <class Strategy>
+spread draw(Strategy& b, unsigned retry, sertx::detail::jitter_rng& rng) {
+    constexpr int draws = 2000;
+    spread s;
+    for (int i = 0; i < draws; ++i) {
+        const std::int64_t d = b.delay(retry, rng).count();
+        s.least = std::min(s.least, d);
+        s.most = std::max(s.most, d);
+        s.mean += static_cast<double>(d) / draws;
+    }
+    return s;
+}
+
+/// The doubling delay both jitters draw under: min(cap, base*2^(retry-1)).
+std::int64_t ceiling(std::int64_t base, std::int64_t cap, unsigned retry) {
+    return std::min<std::int64_t>(cap, base << (retry - 1));
+}
+
 TEST_CASE("full_jitter stays within [0, min(cap, base*2^(n-1))] and spreads over it", "[backoff]") {
     sertx::detail::jitter_rng rng(42);
     sertx::full_jitter<100, 10'000> b;
     for (unsigned retry = 1; retry <= 12; ++retry) {
-        const std::uint64_t ceiling = std::min<std::uint64_t>(10'000, 100ull << (retry - 1));
-        std::vector<std::int64_t> seen;
-        for (int i = 0; i < 2000; ++i) {
-            const auto d = b.delay(retry, rng).count();
-            REQUIRE(d >= 0);
-            REQUIRE(static_cast<std::uint64_t>(d) <= ceiling);
-            seen.push_back(d);
-        }
+        const std::int64_t top = ceiling(100, 10'000, retry);
+        const spread s = draw(b, retry, rng);
+        REQUIRE(s.least >= 0);
+        REQUIRE(s.most <= top);
         // uniform: the mean is near half the ceiling, both quarters are used
-        double mean = 0;
-        for (auto d : seen) mean += static_cast<double>(d);
-        mean /= static_cast<double>(seen.size());
-        CHECK(mean > 0.4 * static_cast<double>(ceiling));
-        CHECK(mean < 0.6 * static_cast<double>(ceiling));
-        CHECK(*std::min_element(seen.begin(), seen.end()) < static_cast<std::int64_t>(ceiling / 4));
-        CHECK(*std::max_element(seen.begin(), seen.end()) > static_cast<std::int64_t>(3 * ceiling / 4));
+        CHECK(s.mean > 0.4 * static_cast<double>(top));
+        CHECK(s.mean < 0.6 * static_cast<double>(top));
+        CHECK(s.least < top / 4);
+        CHECK(s.most > 3 * top / 4);
     }
 }
 
@@ -53,21 +68,14 @@ TEST_CASE("equal_jitter stays within [d/2, d] for d = min(cap, base*2^(n-1)) and
     sertx::detail::jitter_rng rng(11);
     sertx::equal_jitter<100, 10'000> b;
     for (unsigned retry = 1; retry <= 12; ++retry) {
-        const std::int64_t ceiling = std::min<std::int64_t>(10'000, 100ll << (retry - 1));
-        std::int64_t least = ceiling, most = 0;
-        double mean = 0;
-        for (int i = 0; i < 2000; ++i) {
-            const auto d = b.delay(retry, rng).count();
-            REQUIRE(d >= ceiling / 2);
-            REQUIRE(d <= ceiling);
-            least = std::min(least, d);
-            most = std::max(most, d);
-            mean += static_cast<double>(d) / 2000;
-        }
-        CHECK(mean > 0.7 * static_cast<double>(ceiling));
-        CHECK(mean < 0.8 * static_cast<double>(ceiling));
-        CHECK(least < 5 * ceiling / 8);
-        CHECK(most > 7 * ceiling / 8);
+        const std::int64_t top = ceiling(100, 10'000, retry);
+        const spread s = draw(b, retry, rng);
+        REQUIRE(s.least >= top / 2);
+        REQUIRE(s.most <= top);
+        CHECK(s.mean > 0.7 * static_cast<double>(top));
+        CHECK(s.mean < 0.8 * static_cast<double>(top));
+        CHECK(s.least < 5 * top / 8);
+        CHECK(s.most > 7 * top / 8);
     }
 }
 
