@@ -47,7 +47,7 @@ inline const workload& find_workload(std::string_view name) {
 
 /// One generator per client, so that clients do not share state: sertx's own
 /// backoff jitter generator (splitmix64), seeded per client for repeatable runs.
-using rng = sertx::detail::jitter_rng;
+using rng = sertx::jitter_rng;
 
 /// Uniform in [lo, hi], for the signed ids and amounts of the workload.
 inline long long draw(rng& r, long long lo, long long hi) noexcept {

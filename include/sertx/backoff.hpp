@@ -5,16 +5,41 @@
 /// retryable failure. Each is a policy option; times are microseconds.
 ///
 /// A strategy is a default-constructible type with
-/// `std::chrono::microseconds delay(unsigned retry, detail::jitter_rng&)`,
+/// `std::chrono::microseconds delay(unsigned retry, sertx::jitter_rng&)`,
 /// where `retry` is 1 before the second attempt, 2 before the third, and so
 /// on. One object lives for one `transact` call, so a strategy may keep state.
-
-#include <sertx/detail/random.hpp>
 
 #include <chrono>
 #include <cstdint>
 
 namespace sertx {
+
+/// The random source a backoff strategy draws its jitter from: splitmix64.
+/// `transact` passes one per thread, seeded by the operating system, so that
+/// threads that conflict together do not back off in lockstep; jitter needs
+/// that decorrelation, not cryptographic quality, and must not lock. A test
+/// seeds its own to replay a strategy's delays.
+class jitter_rng {
+public:
+    explicit jitter_rng(std::uint64_t seed) noexcept : state_(seed) {}
+
+    std::uint64_t next() noexcept {
+        std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+    }
+
+    /// Uniform in [lo, hi] (inclusive); lo when hi <= lo.
+    std::uint64_t between(std::uint64_t lo, std::uint64_t hi) noexcept {
+        if (hi <= lo) return lo;
+        const std::uint64_t span = hi - lo + 1;
+        return lo + (span == 0 ? next() : next() % span);
+    }
+
+private:
+    std::uint64_t state_;
+};
 
 namespace detail::option {
 struct backoff {};
@@ -33,7 +58,7 @@ constexpr std::uint64_t capped_exponential(std::uint64_t base, std::uint64_t cap
 /// the busy handler, and for tests.
 struct no_backoff {
     using sertx_option = detail::option::backoff;
-    std::chrono::microseconds delay(unsigned, detail::jitter_rng&) const noexcept { return {}; }
+    std::chrono::microseconds delay(unsigned, jitter_rng&) const noexcept { return {}; }
 };
 
 /// min(Cap, Base·2^(retry−1)), no randomness: threads that collided together
@@ -42,7 +67,7 @@ template <std::uint64_t Base, std::uint64_t Cap>
 struct exponential {
     static_assert(Base > 0 && Base <= Cap, "sertx: exponential<Base, Cap> needs 0 < Base <= Cap (microseconds).");
     using sertx_option = detail::option::backoff;
-    std::chrono::microseconds delay(unsigned retry, detail::jitter_rng&) const noexcept {
+    std::chrono::microseconds delay(unsigned retry, jitter_rng&) const noexcept {
         return std::chrono::microseconds(detail::capped_exponential(Base, Cap, retry));
     }
 };
@@ -52,7 +77,7 @@ template <std::uint64_t Base, std::uint64_t Cap>
 struct full_jitter {
     static_assert(Base > 0 && Base <= Cap, "sertx: full_jitter<Base, Cap> needs 0 < Base <= Cap (microseconds).");
     using sertx_option = detail::option::backoff;
-    std::chrono::microseconds delay(unsigned retry, detail::jitter_rng& rng) const noexcept {
+    std::chrono::microseconds delay(unsigned retry, jitter_rng& rng) const noexcept {
         return std::chrono::microseconds(rng.between(0, detail::capped_exponential(Base, Cap, retry)));
     }
 };
@@ -64,7 +89,7 @@ template <std::uint64_t Base, std::uint64_t Cap>
 struct equal_jitter {
     static_assert(Base > 0 && Base <= Cap, "sertx: equal_jitter<Base, Cap> needs 0 < Base <= Cap (microseconds).");
     using sertx_option = detail::option::backoff;
-    std::chrono::microseconds delay(unsigned retry, detail::jitter_rng& rng) const noexcept {
+    std::chrono::microseconds delay(unsigned retry, jitter_rng& rng) const noexcept {
         const std::uint64_t d = detail::capped_exponential(Base, Cap, retry);
         return std::chrono::microseconds(rng.between(d - d / 2, d));
     }
@@ -77,7 +102,7 @@ struct decorrelated_jitter {
     static_assert(Base > 0 && Base <= Cap,
                   "sertx: decorrelated_jitter<Base, Cap> needs 0 < Base <= Cap (microseconds).");
     using sertx_option = detail::option::backoff;
-    std::chrono::microseconds delay(unsigned, detail::jitter_rng& rng) noexcept {
+    std::chrono::microseconds delay(unsigned, jitter_rng& rng) noexcept {
         const std::uint64_t drawn = rng.between(Base, previous_ * 3);
         previous_ = drawn < Cap ? drawn : Cap;
         return std::chrono::microseconds(previous_);

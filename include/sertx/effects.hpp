@@ -51,11 +51,14 @@
 /// (`const std::string&`, the bytes given to `schedule`), returning `void` or
 /// bytes (`std::string`, recorded as the result).
 ///
-/// **Adapters.** The journal's SQL is the adapter's: its connection provides
-/// the statements listed in `detail::journal_connection` (the SOCI adapters
-/// do, in soci/effect_statements.hpp).
+/// **Adapters.** The journal's SQL is the adapter's: its connection's
+/// `journal()` provides the statements of `sertx::journal_statements`
+/// (adapter.hpp; the SOCI adapters: soci/detail/effect_statements.hpp).
 
+#include <sertx/adapter.hpp>
 #include <sertx/backend.hpp>
+#include <sertx/detail/hex.hpp>
+#include <sertx/effect_record.hpp>
 #include <sertx/failure.hpp>
 #include <sertx/operation.hpp>
 #include <sertx/policy.hpp>
@@ -76,107 +79,7 @@
 
 namespace sertx {
 
-/// Where an intent is in its life (docs/exactly-once.md has the diagram).
-enum class effect_state : std::uint8_t {
-    pending,   ///< recorded, not claimed yet
-    started,   ///< claimed; the operation is being called (durable before the call)
-    done,      ///< called; `result` holds what it returned
-    failed,    ///< called and threw (for at-most-once: it did not happen); `error` says why
-    in_doubt,  ///< at-most-once, outcome unknown; only `resolve()` settles it
-};
-
-constexpr std::string_view to_string(effect_state s) noexcept {
-    switch (s) {
-        case effect_state::pending:
-            return "pending";
-        case effect_state::started:
-            return "started";
-        case effect_state::done:
-            return "done";
-        case effect_state::failed:
-            return "failed";
-        case effect_state::in_doubt:
-            return "in_doubt";
-    }
-    return "unknown";
-}
-
-/// One row of the journal, as an operator sees it. Times are those of the
-/// clock of the process that wrote them; empty when not reached yet.
-struct effect_record {
-    std::string key;        ///< the bytes given to `schedule`
-    std::string operation;  ///< the operation's `name`
-    std::string effect;     ///< its tag: "at_most_once", "idempotent" or "read_only"
-    std::string payload;    ///< the bytes given to `schedule`
-    effect_state state = effect_state::pending;
-    std::string result;      ///< what the operation returned (done)
-    std::string error;       ///< why it failed, or why it is in doubt
-    unsigned attempts = 0;   ///< how many times it was claimed
-    std::string dispatcher;  ///< who claimed it last (the journal's `dispatcher` name)
-    std::optional<std::chrono::system_clock::time_point> scheduled_at, started_at, settled_at;
-    std::string resolved_by;  ///< who settled it by hand (resolve)
-    std::string note;         ///< why they settled it so, or what recover() did
-};
-
-/// What one `dispatch` call did.
-struct dispatch_report {
-    std::size_t done = 0;
-    std::size_t failed = 0;
-    std::size_t in_doubt = 0;
-    /// Intents claimed (and called) by this call.
-    std::size_t claimed() const noexcept { return done + failed + in_doubt; }
-};
-
-/// What `recover()` found left `started` by a dispatcher that stopped.
-struct recover_report {
-    std::size_t requeued = 0;  ///< repeatable effects, back to pending
-    std::size_t in_doubt = 0;  ///< at-most-once effects, now in doubt
-};
-
-/// Sizes the journal accepts; longer input is refused with a `sertx::error`
-/// before anything is written.
-struct effect_limits {
-    static constexpr std::size_t max_key = 256;              ///< bytes
-    static constexpr std::size_t max_payload = 1024 * 1024;  ///< bytes
-    static constexpr std::size_t max_name = 128;             ///< operation and dispatcher names
-    static constexpr std::size_t max_text = 4096;            ///< error texts (longer ones are cut), notes
-};
-
 namespace detail {
-
-/// A claimed intent, as the dispatcher needs it.
-struct claimed_effect {
-    std::string key;
-    std::string payload;
-    unsigned attempts = 0;  ///< after this claim: fences the outcome to this claim
-};
-
-/// The statements a database's connection provides for the journal and the
-/// commit log (see soci/effect_statements.hpp for the SOCI adapters):
-/// \code
-/// void install_exactly_once();                                   // create the tables, idempotent
-/// std::optional<std::string> key_committed(std::string_view key); // the attempt that wrote it
-/// void record_key(std::string_view key, std::string_view attempt);
-/// std::size_t prune_keys(std::int64_t committed_before_unix_micros);
-/// bool schedule_effect(std::string_view key, std::string_view operation, std::string_view effect,
-///                      std::string_view payload);               // false: the key existed
-/// std::optional<claimed_effect> claim_effect(std::string_view operation, std::string_view dispatcher);
-/// bool settle_effect(std::string_view key, unsigned attempts, effect_state, std::string_view result,
-///                    std::string_view error);
-/// recover_report recover_effects(std::string_view dispatcher);
-/// std::vector<effect_record> effects_in(effect_state, std::size_t limit);
-/// std::optional<effect_record> find_effect(std::string_view key);
-/// bool resolve_effect(std::string_view key, effect_state, std::string_view by, std::string_view note);
-/// \endcode
-template <class C>
-concept journal_connection = requires(C& c, std::string_view s, effect_state st) {
-    c.install_exactly_once();
-    c.schedule_effect(s, s, s, s);
-    c.claim_effect(s, s);
-    c.settle_effect(s, 1u, st, s, s);
-    c.recover_effects(s);
-    c.find_effect(s);
-};
 
 /// Test-only: where `dispatch` can be stopped (the crash tests kill the
 /// process there). Production code uses `no_probe`, which compiles away.
@@ -191,14 +94,15 @@ struct no_probe {
     static constexpr void at(dispatch_point, std::string_view) noexcept {}
 };
 
+/// The name of `Op`'s effect tag, as stored in the journal.
 template <class Op>
 constexpr std::string_view effect_name() noexcept {
     if constexpr (at_most_once_operation<Op>)
-        return "at_most_once";
+        return effect_tag_names[0];
     else if constexpr (std::is_same_v<effect_of<Op>, idempotent>)
-        return "idempotent";
+        return effect_tag_names[1];
     else
-        return "read_only";
+        return effect_tag_names[2];
 }
 
 template <class Op>
@@ -260,9 +164,7 @@ public:
     /// restarts (a host name, a pod name).
     explicit effects(Db db, std::string dispatcher = "default")
         : db_(std::move(db)), dispatcher_(std::move(dispatcher)) {
-        static_assert(detail::journal_connection<typename Db::connection_type>,
-                      "sertx: this database's connection has no effect-journal statements; use a sertx::postgresql "
-                      "or sertx::sqlite3 database, or add them to the adapter (see detail::journal_connection).");
+        static_assert(detail::check_journal_adapter<Db>());
         detail::check_size("dispatcher name", dispatcher_, effect_limits::max_name, false);
     }
 
@@ -280,8 +182,7 @@ public:
         detail::check_size("key", key, effect_limits::max_key, false);
         detail::check_size("payload", payload, effect_limits::max_payload, true);
         detail::check_size("operation name", Plain::name, effect_limits::max_name, false);
-        return tx.connection(detail::internal_access{})
-            .schedule_effect(key, Plain::name, detail::effect_name<Plain>(), payload);
+        return journal_of(tx).schedule_effect(key, Plain::name, detail::effect_name<Plain>(), payload);
     }
 
     /// Claims and runs at most `limit` pending intents of `Op`, oldest first,
@@ -295,49 +196,22 @@ public:
         static_assert(std::is_invocable_v<Op&, const std::string&>,
                       "sertx: a journaled operation is called with its payload; give it an operator()(const "
                       "std::string&) (or std::string_view).");
-        using returned = std::invoke_result_t<Op&, const std::string&>;
-        static_assert(std::is_void_v<returned> || std::is_convertible_v<returned, std::string>,
+        static_assert(std::is_void_v<std::invoke_result_t<Op&, const std::string&>> ||
+                          std::is_convertible_v<std::invoke_result_t<Op&, const std::string&>, std::string>,
                       "sertx: a journaled operation returns void or bytes (std::string) to record as its "
                       "result; encode its result (JSON, a receipt id) before returning it.");
-        using Plain = std::remove_cvref_t<Op>;
         dispatch_report report;
         while (report.claimed() < limit) {
-            std::optional<detail::claimed_effect> claimed = transact<policy_type>(db_, [&](auto& tx) {
-                auto found = tx.connection(detail::internal_access{}).claim_effect(Plain::name, dispatcher_);
-                if (found) Probe::at(detail::dispatch_point::claiming, found->key);
-                return found;
-            });
+            std::optional<claimed_effect> claimed = claim<std::remove_cvref_t<Op>>();
             if (!claimed) break;
             Probe::at(detail::dispatch_point::started, claimed->key);
-
-            effect_state outcome = effect_state::done;
-            std::string result, why;
-            try {
-                if constexpr (std::is_void_v<returned>)
-                    op(std::as_const(claimed->payload));
-                else
-                    result = op(std::as_const(claimed->payload));
-            } catch (const effect_in_doubt& e) {
-                outcome = at_most_once_operation<Plain> ? effect_state::in_doubt : effect_state::failed;
-                why = e.what();
-            } catch (const std::exception& e) {
-                outcome = effect_state::failed;
-                why = e.what();
-            } catch (...) {
-                outcome = effect_state::failed;
-                why = "sertx: the operation threw an exception that is not a std::exception.";
-            }
+            const settlement outcome = call(op, *claimed);
             Probe::at(detail::dispatch_point::returned, claimed->key);
-            why = detail::clip(std::move(why));
-            transact<policy_type>(db_, [&](auto& tx) {
-                tx.connection(detail::internal_access{})
-                    .settle_effect(claimed->key, claimed->attempts, outcome, result, why);
-                Probe::at(detail::dispatch_point::settling, claimed->key);
-            });
+            settle(*claimed, outcome);
             Probe::at(detail::dispatch_point::settled, claimed->key);
-            ++(outcome == effect_state::done       ? report.done
-               : outcome == effect_state::in_doubt ? report.in_doubt
-                                                   : report.failed);
+            ++(outcome.state == effect_state::done       ? report.done
+               : outcome.state == effect_state::in_doubt ? report.in_doubt
+                                                         : report.failed);
         }
         return report;
     }
@@ -353,8 +227,7 @@ public:
     /// go back to `pending` when repeatable, and to `in_doubt` when
     /// at-most-once. Rows claimed under other dispatcher names are left alone.
     recover_report recover() {
-        return transact<policy_type>(
-            db_, [&](auto& tx) { return tx.connection(detail::internal_access{}).recover_effects(dispatcher_); });
+        return transact<policy_type>(db_, [&](auto& tx) { return journal_of(tx).recover_effects(dispatcher_); });
     }
 
     /// Intents whose at-most-once operation may or may not have happened,
@@ -366,8 +239,7 @@ public:
     /// The intent recorded under `key`, if any.
     std::optional<effect_record> find(std::string_view key) {
         detail::check_size("key", key, effect_limits::max_key, false);
-        return transact<read_policy>(
-            db_, [&](auto& tx) { return tx.connection(detail::internal_access{}).find_effect(key); });
+        return transact<read_policy>(db_, [&](auto& tx) { return journal_of(tx).find_effect(key); });
     }
 
     /// Settles an in-doubt effect by hand, after checking the outside system:
@@ -383,11 +255,12 @@ public:
         const std::string who = by.empty() ? detail::current_user() : std::string(by);
         detail::check_size("resolver name", who, effect_limits::max_name, false);
         transact<policy_type>(db_, [&](auto& tx) {
-            auto& c = tx.connection(detail::internal_access{});
-            if (c.resolve_effect(key, outcome, who, note)) return;
-            const std::optional<effect_record> found = c.find_effect(key);
-            if (!found) throw error("sertx: resolve(): no effect has the key '" + printable(key) + "'.");
-            throw error("sertx: resolve(): effect '" + printable(key) + "' is " + std::string(to_string(found->state)) +
+            auto& journal = journal_of(tx);
+            if (journal.resolve_effect(key, outcome, who, note)) return;
+            const std::optional<effect_record> found = journal.find_effect(key);
+            if (!found) throw error("sertx: resolve(): no effect has the key '" + detail::printable(key) + "'.");
+            throw error("sertx: resolve(): effect '" + detail::printable(key) + "' is " +
+                        std::string(to_string(found->state)) +
                         ", not in_doubt; only an in-doubt effect is settled by hand.");
         });
     }
@@ -396,20 +269,65 @@ private:
     using policy_type = detail::journal_policy<backend_of<Db>>;
     using read_policy = policy<sertx::read_only>;
 
-    std::vector<effect_record> in_state(effect_state s, std::size_t limit) {
-        return transact<read_policy>(
-            db_, [&](auto& tx) { return tx.connection(detail::internal_access{}).effects_in(s, limit); });
+    /// How a call ended, to be recorded.
+    struct settlement {
+        effect_state state = effect_state::done;
+        std::string result;
+        std::string error;
+    };
+
+    template <class Tx>
+    static auto& journal_of(Tx& tx) {
+        return tx.connection(detail::internal_access{}).journal();
     }
 
-    /// A key for a message: as is when printable, else as hex.
-    static std::string printable(std::string_view key) {
-        bool plain = true;
-        for (unsigned char ch : key) plain = plain && ch >= 0x20 && ch < 0x7f;
-        if (plain) return std::string(key);
-        static constexpr char digits[] = "0123456789abcdef";
-        std::string out = "0x";
-        for (unsigned char ch : key) out.append({digits[ch >> 4], digits[ch & 0xf]});
-        return out;
+    /// The oldest pending intent of `Op`, committed `started` under this
+    /// dispatcher's name; empty when none is pending.
+    template <class Op>
+    std::optional<claimed_effect> claim() {
+        return transact<policy_type>(db_, [&](auto& tx) {
+            auto found = journal_of(tx).claim_effect(Op::name, dispatcher_);
+            if (found) Probe::at(detail::dispatch_point::claiming, found->key);
+            return found;
+        });
+    }
+
+    /// Calls `op` outside any transaction. What it throws decides the
+    /// outcome: effect_in_doubt puts an at-most-once effect in doubt; anything
+    /// else means it failed (for at-most-once: it did not happen).
+    template <class Op>
+    static settlement call(Op& op, const claimed_effect& claimed) {
+        settlement s;
+        try {
+            if constexpr (std::is_void_v<std::invoke_result_t<Op&, const std::string&>>)
+                op(std::as_const(claimed.payload));
+            else
+                s.result = op(std::as_const(claimed.payload));
+            return s;
+        } catch (const effect_in_doubt& e) {
+            s.state = at_most_once_operation<std::remove_cvref_t<Op>> ? effect_state::in_doubt : effect_state::failed;
+            s.error = e.what();
+        } catch (const std::exception& e) {
+            s.state = effect_state::failed;
+            s.error = e.what();
+        } catch (...) {
+            s.state = effect_state::failed;
+            s.error = "sertx: the operation threw an exception that is not a std::exception.";
+        }
+        s.error = detail::clip(std::move(s.error));
+        return s;
+    }
+
+    /// Records the outcome of `claimed`'s claim (not of a later one).
+    void settle(const claimed_effect& claimed, const settlement& outcome) {
+        transact<policy_type>(db_, [&](auto& tx) {
+            journal_of(tx).settle_effect(claimed.key, claimed.attempts, outcome.state, outcome.result, outcome.error);
+            Probe::at(detail::dispatch_point::settling, claimed.key);
+        });
+    }
+
+    std::vector<effect_record> in_state(effect_state s, std::size_t limit) {
+        return transact<read_policy>(db_, [&](auto& tx) { return journal_of(tx).effects_in(s, limit); });
     }
 
     Db db_;

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace sertx {
 
@@ -50,18 +51,37 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// A statement sertx itself issued (BEGIN, COMMIT, a check) failed; carries
-/// the classification and the database's own code (SQLSTATE or SQLite code).
+/// A statement sertx itself issued (BEGIN, COMMIT, a check, a migration's
+/// statement) failed, or the adapter refused to go on; carries the
+/// classification, the database's own code (SQLSTATE or SQLite result code),
+/// the statement and the database's message as fields, so that callers (and
+/// `migrate`) never parse `what()`.
 class database_error : public error {
 public:
-    database_error(failure kind, std::string code, const std::string& what)
-        : error(what), kind_(kind), code_(std::move(code)) {}
+    /// `statement` failed with the database's `message`; `what()` reads
+    /// "sertx: <statement> failed: <message>".
+    database_error(failure kind, std::string code, std::string statement, std::string message)
+        : error("sertx: " + statement + " failed: " + message),
+          kind_(kind),
+          code_(std::move(code)),
+          statement_(std::move(statement)),
+          message_(std::move(message)) {}
+    /// The adapter refused to go on; `what()` is `explanation`, and so is `message()`.
+    database_error(failure kind, std::string code, const std::string& explanation)
+        : error(explanation), kind_(kind), code_(std::move(code)), message_(explanation) {}
+
     failure kind() const noexcept { return kind_; }
     const std::string& code() const noexcept { return code_; }
+    /// The statement that failed; empty when the adapter refused by itself.
+    const std::string& statement() const noexcept { return statement_; }
+    /// The database's message (or the refusal's explanation).
+    const std::string& message() const noexcept { return message_; }
 
 private:
     failure kind_;
     std::string code_;
+    std::string statement_;
+    std::string message_;
 };
 
 /// The policy's attempts or deadline ran out; the last cause is nested

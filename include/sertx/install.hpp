@@ -20,6 +20,7 @@
 /// safe. Call it before the first keyed `transact` or journal call; they fail
 /// on a missing table otherwise.
 
+#include <sertx/adapter.hpp>
 #include <sertx/failure.hpp>
 #include <sertx/transact.hpp>
 #include <sertx/transaction.hpp>
@@ -33,11 +34,14 @@ namespace sertx {
 /// Creates sertx's tables where they are missing; idempotent.
 template <class Db>
 void install(Db& db) {
-    transact(db, [](auto& tx) {
-        auto& c = tx.connection(detail::internal_access{});
-        c.install_exactly_once();
-        c.create_migration_table();  // migrate() would make it too; here all of sertx's tables come at once
-    });
+    if constexpr (detail::check_journal_adapter<Db>() && detail::check_migration_adapter<Db>()) {
+        transact(db, [](auto& tx) {
+            auto& c = tx.connection(detail::internal_access{});
+            c.journal().install_exactly_once();
+            // migrate() would make it too; here all of sertx's tables come at once
+            c.migrations().create_migration_table();
+        });
+    }
 }
 
 /// Removes the idempotency keys committed more than `older_than` ago, by this
@@ -50,7 +54,8 @@ std::size_t prune_commit_log(Db& db, std::chrono::duration<Rep, Period> older_th
     const auto cutoff = std::chrono::system_clock::now() - older_than;
     const std::int64_t before =
         std::chrono::duration_cast<std::chrono::microseconds>(cutoff.time_since_epoch()).count();
-    return transact(db, [&](auto& tx) { return tx.connection(detail::internal_access{}).prune_keys(before); });
+    static_assert(detail::check_journal_adapter<Db>());
+    return transact(db, [&](auto& tx) { return tx.connection(detail::internal_access{}).journal().prune_keys(before); });
 }
 
 }  // namespace sertx

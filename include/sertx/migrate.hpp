@@ -53,15 +53,13 @@
 /// **Requirements.** `migrate` needs a `migratable_backend`: serializable with
 /// transactional DDL. A backend that commits DDL implicitly (MySQL's InnoDB)
 /// is refused at compile time; see docs/backends.md. The database's
-/// connection provides, besides `execute(const char*)`, `classify` and
-/// `static constexpr sql_dialect dialect`: `migration_table_exists()`,
-/// `create_migration_table()`, `lock_migration_table()`,
-/// `read_migrations(f)` and `record_migration(version, name, checksum,
-/// applied_at_micros)` (the SOCI adapters: soci/migration_statements.hpp).
+/// connection provides `execute(const char*)` and `migrations()` with the
+/// statements of `sertx::migration_statements` (adapter.hpp; the SOCI
+/// adapters: soci/detail/migration_statements.hpp), the script splitter
+/// among them.
 
 #include <sertx/backend.hpp>
-#include <sertx/detail/sql_dialect.hpp>
-#include <sertx/detail/sql_split.hpp>
+#include <sertx/adapter.hpp>
 #include <sertx/failure.hpp>
 #include <sertx/policy.hpp>
 #include <sertx/transact.hpp>
@@ -73,6 +71,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -204,9 +203,10 @@ inline bool controls_transaction(std::string_view statement) {
     return first == "prepare" && words.size() > 1 && words[1] == "transaction";
 }
 
-/// Checks the input and splits each script by `dialect`; throws
-/// `migration_error` before any database is touched.
-inline std::vector<migration_step> prepare_migrations(std::span<const migration> migrations, sql_dialect dialect) {
+/// Checks the input and splits each script with `split` (the adapter's
+/// `split_script`); throws `migration_error` before any database is touched.
+template <class Split>
+std::vector<migration_step> prepare_migrations(std::span<const migration> migrations, Split split) {
     std::vector<migration_step> steps;
     steps.reserve(migrations.size());
     for (const migration& m : migrations) {
@@ -226,8 +226,8 @@ inline std::vector<migration_step> prepare_migrations(std::span<const migration>
                                   ", where the database would cut the text short; remove it.");
         migration_step step{m.version, m.name, {}, {}};
         try {
-            for (std::string_view s : split_statements(m.sql, dialect)) step.statements.emplace_back(s);
-        } catch (const sql_split_error& e) {
+            for (std::string_view s : split(m.sql)) step.statements.emplace_back(s);
+        } catch (const error& e) {
             std::throw_with_nested(migration_error("sertx: " + describe(m.version, m.name) +
                                                    " cannot be split into statements: " + e.what()));
         }
@@ -312,8 +312,8 @@ inline std::int64_t micros_since_epoch(std::chrono::system_clock::time_point t) 
     return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
 }
 
-template <class Connection>
-std::vector<applied_migration> read_applied(Connection& c) {
+template <class Statements>
+std::vector<applied_migration> read_applied(Statements& c) {
     std::vector<applied_migration> applied;
     if (!c.migration_table_exists()) return applied;
     c.read_migrations([&](std::int64_t version, const std::string& name, const std::string& checksum,
@@ -325,15 +325,6 @@ std::vector<applied_migration> read_applied(Connection& c) {
     return applied;
 }
 
-/// The database's message without the "sertx: <statement> failed: " that the
-/// adapters put before it: the migration error names the statement itself.
-inline std::string database_message(const std::exception& e, const std::string& statement) {
-    std::string_view what = e.what();
-    const std::string prefix = "sertx: " + statement + " failed: ";
-    if (what.starts_with(prefix)) what.remove_prefix(prefix.size());
-    return std::string(what);
-}
-
 template <class Connection>
 void run_step(Connection& c, const migration_step& step) {
     const std::size_t count = step.statements.size();
@@ -343,10 +334,13 @@ void run_step(Connection& c, const migration_step& step) {
             c.execute(statement.c_str());
         } catch (const std::exception& e) {
             if (is_retryable(c.classify(std::current_exception()))) throw;  // transact re-runs it whole
+            // The migration error names the statement itself: of the
+            // adapter's error, only the database's message.
+            const auto* failed = dynamic_cast<const database_error*>(&e);
             std::throw_with_nested(migration_error(
                 "sertx: " + describe(step.version, step.name) + " failed at statement " + std::to_string(i + 1) +
                 " of " + std::to_string(count) + " (`" + shorten(statement) +
-                "`) and was rolled back whole: " + database_message(e, statement)));
+                "`) and was rolled back whole: " + (failed ? failed->message() : std::string(e.what()))));
         }
     }
 }
@@ -373,15 +367,25 @@ constexpr bool check_migrate_requirements() {
     static_assert(!Policy::savepoint_when_nested,
                   "sertx: migrate() commits each migration on its own; nested<savepoint> would fold them into "
                   "a caller's transaction. Drop nested<savepoint> from its policy.");
-    return migratable_backend<B>;
+    if constexpr (migratable_backend<B>)
+        return check_transact_adapter<Db>() && check_migration_adapter<Db>();
+    else
+        return false;
+}
+
+/// The adapter's script splitter.
+template <class Db>
+auto script_splitter() {
+    using statements = std::remove_cvref_t<decltype(std::declval<typename Db::connection_type&>().migrations())>;
+    return [](std::string_view script) { return statements::split_script(script); };
 }
 
 /// Applies the pending steps one transaction each; returns those applied.
 template <class Policy, class Db>
 std::vector<migration_step> apply(Db& db, const std::vector<migration_step>& steps) {
     transact<Policy>(db, [](auto& tx) {
-        auto& c = tx.connection(internal_access{});
-        if (!c.migration_table_exists()) c.create_migration_table();
+        auto& schema = tx.connection(internal_access{}).migrations();
+        if (!schema.migration_table_exists()) schema.create_migration_table();
     });
     std::vector<migration_step> applied;
     for (;;) {
@@ -390,13 +394,14 @@ std::vector<migration_step> apply(Db& db, const std::vector<migration_step>& ste
         try {
             done = transact<Policy>(db, [&](auto& tx) -> const migration_step* {
                 auto& c = tx.connection(internal_access{});
-                c.lock_migration_table();  // waits for any other migrator; its work is then visible
-                const migration_plan plan = plan_migrations(read_applied(c), steps);
+                auto& schema = c.migrations();
+                schema.lock_migration_table();  // waits for any other migrator; its work is then visible
+                const migration_plan plan = plan_migrations(read_applied(schema), steps);
                 if (!plan.problems.empty()) throw migration_error(refusal(plan.problems, applied.size()));
                 if (plan.pending.empty()) return nullptr;
                 trying = plan.pending.front();
                 run_step(c, *trying);
-                c.record_migration(trying->version, trying->name, trying->checksum,
+                schema.record_migration(trying->version, trying->name, trying->checksum,
                                    micros_since_epoch(std::chrono::system_clock::now()));
                 return trying;
             });
@@ -436,7 +441,7 @@ using migration_policy = policy<lock_timeout<0>>;
 template <class Policy = migration_policy, class Db>
 std::vector<migration_step> migrate(Db& db, std::span<const migration> migrations) {
     if constexpr (detail::check_migrate_requirements<Db, Policy>()) {
-        return detail::apply<Policy>(db, detail::prepare_migrations(migrations, Db::connection_type::dialect));
+        return detail::apply<Policy>(db, detail::prepare_migrations(migrations, detail::script_splitter<Db>()));
     } else {
         return {};
     }
@@ -447,7 +452,7 @@ std::vector<migration_step> migrate(Db& db, std::span<const migration> migration
 template <class Db>
 schema_status migration_status(Db& db) {
     return transact<policy<read_only>>(db, [](auto& tx) {
-        return schema_status{detail::read_applied(tx.connection(detail::internal_access{})), {}, {}};
+        return schema_status{detail::read_applied(tx.connection(detail::internal_access{}).migrations()), {}, {}};
     });
 }
 
@@ -456,7 +461,7 @@ schema_status migration_status(Db& db) {
 /// Throws `migration_error` only when `migrations` itself is malformed.
 template <class Db>
 schema_status migration_status(Db& db, std::span<const migration> migrations) {
-    const auto steps = detail::prepare_migrations(migrations, Db::connection_type::dialect);
+    const auto steps = detail::prepare_migrations(migrations, detail::script_splitter<Db>());
     schema_status status = migration_status(db);
     detail::migration_plan plan = detail::plan_migrations(status.applied, steps);
     status.pending = detail::copies(plan.pending);

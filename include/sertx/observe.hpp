@@ -61,9 +61,11 @@ struct stats {
     }
 };
 
-namespace detail {
-
-/// The live counters behind `stats`; relaxed, since they order nothing.
+/// The live counters behind `stats`, which an adapter's database keeps (one
+/// per pool) and returns from `counters()` for `transact` to count in; each
+/// count is one relaxed atomic add, since they order nothing. An adapter also
+/// counts its own events here: sessions opened and discarded, notices, and
+/// `durable` set to false when it accepted weaker durability.
 struct counters {
     std::atomic<std::uint64_t> commits{0};
     std::array<std::atomic<std::uint64_t>, failure_kinds> retries{};
@@ -92,6 +94,8 @@ struct counters {
         return s;
     }
 };
+
+namespace detail {
 
 /// Calls each observer's hook when it has one.
 template <class Tuple>

@@ -4,8 +4,10 @@
 /// Everything backend-agnostic. Add an adapter: <sertx/soci/postgresql.hpp>
 /// or <sertx/soci/sqlite3.hpp>.
 
+#include <sertx/adapter.hpp>
 #include <sertx/backend.hpp>
 #include <sertx/backoff.hpp>
+#include <sertx/effect_record.hpp>
 #include <sertx/effects.hpp>
 #include <sertx/failure.hpp>
 #include <sertx/install.hpp>

@@ -19,9 +19,17 @@
 /// a retryable failure propagates unchanged, after rollback.
 ///
 /// **The database** is an adapter's `database` (sertx::postgresql,
-/// sertx::sqlite3); docs/backends.md describes what an adapter provides.
+/// sertx::sqlite3); sertx/adapter.hpp says what an adapter provides.
+///
+/// **The loop** (`detail::retry_loop`) is four named steps: one attempt,
+/// ending committed, committed before (the key was found) or failed (with
+/// its failure, cause and whether COMMIT was sent); the resolution of a lost
+/// COMMIT; the retry budget (attempts, deadline, the one give-up path); and
+/// the delivery of the committed attempt's value and after_commit actions.
 
+#include <sertx/adapter.hpp>
 #include <sertx/backend.hpp>
+#include <sertx/detail/hex.hpp>
 #include <sertx/detail/random.hpp>
 #include <sertx/failure.hpp>
 #include <sertx/observe.hpp>
@@ -34,6 +42,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -54,7 +63,7 @@ namespace detail {
 /// The transaction running on this thread, for nested-call detection.
 struct active_transaction {
     const void* database;
-    void* lease;
+    void* connection;  // the database's connection_type
     std::vector<std::function<void()>>* after_commit;
     unsigned attempt;
     unsigned depth;
@@ -72,14 +81,18 @@ private:
     active_transaction* previous_;
 };
 
+/// The compile-time checks of a `transact` call, one `static_assert` each;
+/// true when all hold, so that the loop is compiled only then.
 template <class Db, class Policy>
-constexpr void check_transact_requirements() {
+constexpr bool check_transact_requirements() {
     using B = backend_of<Db>;
     static_assert(backend<B>,
                   "sertx: transact() needs a database whose backend is described by sertx::backend_traits "
                   "(a name and the capabilities isolation, transactional_ddl, read_only_deferrable, savepoints); "
                   "pass a sertx::postgresql or sertx::sqlite3 database, or specialize sertx::backend_traits.");
-    if constexpr (backend<B>) {
+    if constexpr (!backend<B>) {
+        return false;
+    } else {
         static_assert(serializable_backend<B>,
                       "sertx: this backend cannot guarantee SERIALIZABLE isolation, so transact() would allow "
                       "races (write skew, lost updates); use a serializable backend or describe one in "
@@ -89,15 +102,30 @@ constexpr void check_transact_requirements() {
         static_assert(!Policy::resolve_by_txid || has_capability<B, cap::commit_status>,
                       "sertx: resolve_unknown<by_txid> needs a backend that can report a transaction's "
                       "status by id (PostgreSQL txid_status); use an idempotency_key instead.");
+        if constexpr (!serializable_backend<B> || !check_transact_adapter<Db>()) {
+            return false;
+        } else {
+            static_assert(!Policy::savepoint_when_nested || savepoint_adapter<Db>,
+                          "sertx: the adapter's connection has no savepoint(n), release(n) and rollback_to(n); "
+                          "nested<savepoint> runs an inner transact() in one (see sertx/adapter.hpp).");
+            static_assert(!Policy::resolve_by_txid || txid_adapter<Db>,
+                          "sertx: the adapter has no current_txid() on its connection or txid_committed(id, "
+                          "deadline) on its database; resolve_unknown<by_txid> records and asks a transaction id "
+                          "with them (see sertx/adapter.hpp).");
+            return (!Policy::savepoint_when_nested || savepoint_adapter<Db>) &&
+                   (!Policy::resolve_by_txid || txid_adapter<Db>);
+        }
     }
 }
 
+/// What a call returns: the body's value, or for a keyed call empty when
+/// another call had committed the key (bool for a void body).
 template <class T>
-struct outcome {
+struct keyed_result {
     using type = std::optional<T>;
 };
 template <>
-struct outcome<void> {
+struct keyed_result<void> {
     using type = bool;
 };
 
@@ -114,30 +142,6 @@ inline void run_after_commit(std::vector<std::function<void()>>& actions) {
     }
     if (first) std::rethrow_exception(first);
 }
-
-/// A random name for one attempt of a keyed transaction, written with the
-/// key: after a lost COMMIT it tells this call's commit from another call's.
-inline std::string new_attempt_id() {
-    static constexpr char digits[] = "0123456789abcdef";
-    unsigned char bits[16];
-    os_random(bits, sizeof bits);
-    std::string id;
-    id.reserve(2 * sizeof bits);
-    for (const unsigned char byte : bits) {
-        id.push_back(digits[byte >> 4]);
-        id.push_back(digits[byte & 0xf]);
-    }
-    return id;
-}
-
-/// An attempt whose COMMIT's answer was lost, kept until it is known whether
-/// it committed: then its value and after_commit actions are the call's.
-template <class Value>
-struct lost_attempt {
-    std::string id;
-    Value value;
-    std::vector<std::function<void()>> actions;
-};
 
 [[noreturn]] inline void give_up(const std::exception_ptr& cause, unsigned attempts, failure last, const char* why) {
     try {
@@ -157,6 +161,321 @@ inline void check_key(const idempotency_key& key) {
                     " bytes; this one has " + std::to_string(key.value.size()) + ".");
 }
 
+/// The idempotency key's steps of an unkeyed call: none.
+struct no_key {
+    static constexpr bool present = false;
+    void new_attempt() noexcept {}
+    const std::string& attempt_id() const noexcept {
+        static const std::string none;
+        return none;
+    }
+    template <class C>
+    std::optional<std::string> committed_by(C&) noexcept {
+        return std::nullopt;
+    }
+    template <class C>
+    void record(C&) noexcept {}
+    template <class Db>
+    std::optional<std::optional<std::string>> written_by(Db&, std::chrono::steady_clock::time_point) noexcept {
+        return std::nullopt;
+    }
+};
+
+/// The idempotency key's steps of a keyed call: looked up after BEGIN,
+/// written with a random attempt id before COMMIT, and asked for on a fresh
+/// session after a lost COMMIT.
+class key_steps {
+public:
+    static constexpr bool present = true;
+    explicit key_steps(const idempotency_key& key) noexcept : key_(key) {}
+
+    /// A random name for this attempt, written with the key: after a lost
+    /// COMMIT it tells this call's commit from another call's.
+    void new_attempt() {
+        unsigned char bits[16];
+        os_random(bits, sizeof bits);
+        attempt_id_ = to_hex(std::string_view(reinterpret_cast<const char*>(bits), sizeof bits));
+    }
+    const std::string& attempt_id() const noexcept { return attempt_id_; }
+
+    /// The attempt that committed the key before this one began, if any.
+    template <class C>
+    std::optional<std::string> committed_by(C& c) {
+        return c.journal().key_committed(key_.value);
+    }
+    template <class C>
+    void record(C& c) {
+        c.journal().record_key(key_.value, attempt_id_);
+    }
+    template <class Db>
+    std::optional<std::optional<std::string>> written_by(Db& db, std::chrono::steady_clock::time_point deadline) {
+        return db.key_committed_elsewhere(key_.value, deadline);
+    }
+
+private:
+    const idempotency_key& key_;
+    std::string attempt_id_;
+};
+
+/// The txid steps without resolve_unknown<by_txid>: none.
+struct no_txid {
+    static constexpr bool present = false;
+    template <class C>
+    void record(C&) noexcept {}
+    template <class Db>
+    std::optional<bool> committed(Db&, std::chrono::steady_clock::time_point) noexcept {
+        return std::nullopt;
+    }
+};
+
+/// resolve_unknown<by_txid>: the transaction id is read before COMMIT and,
+/// after a lost one, its status asked on a fresh session.
+class txid_steps {
+public:
+    static constexpr bool present = true;
+    template <class C>
+    void record(C& c) {
+        txid_ = c.current_txid();
+    }
+    template <class Db>
+    std::optional<bool> committed(Db& db, std::chrono::steady_clock::time_point deadline) {
+        return db.txid_committed(txid_, deadline);
+    }
+
+private:
+    std::int64_t txid_ = 0;
+};
+
+/// How an attempt ended.
+enum class attempt_end { committed, committed_before, failed };
+
+struct attempt_outcome {
+    attempt_end end = attempt_end::committed;
+    failure failed = failure::permanent;      // when failed
+    std::exception_ptr cause;                 // when failed
+    bool commit_sent = false;                 // when failed: COMMIT had been sent
+    std::optional<std::string> committed_by;  // when committed before: the attempt that wrote the key
+
+    static attempt_outcome failure_of(failure f, std::exception_ptr cause, bool commit_sent) noexcept {
+        attempt_outcome o;
+        o.end = attempt_end::failed;
+        o.failed = f;
+        o.cause = std::move(cause);
+        o.commit_sent = commit_sent;
+        return o;
+    }
+    static attempt_outcome found_key(std::string committed_by) noexcept {
+        attempt_outcome o;
+        o.end = attempt_end::committed_before;
+        o.committed_by = std::move(committed_by);
+        return o;
+    }
+};
+
+/// The attempts and the time a call may spend.
+template <class Policy>
+class retry_budget {
+public:
+    std::chrono::steady_clock::time_point deadline() const noexcept { return deadline_; }
+
+    /// The wait before the attempt after `attempt`, which failed retryably;
+    /// or, when no attempt is left or the wait would pass the deadline, the
+    /// one give-up path: counted, observed, `retries_exhausted`.
+    template <class Observers>
+    std::chrono::microseconds next_wait(unsigned attempt, const attempt_outcome& o, counters& counts,
+                                        Observers& observers) {
+        const char* why = nullptr;
+        std::chrono::microseconds delay{};
+        if (attempt >= Policy::max_attempts) {
+            why = "max_attempts reached";
+        } else {
+            delay = backoff_.delay(attempt, thread_rng());
+            if (std::chrono::steady_clock::now() + delay >= deadline_) why = "deadline reached";
+        }
+        if (why) {
+            counters::add(counts.give_ups);
+            observers.give_up(o.failed, attempt);
+            give_up(o.cause, attempt, o.failed, why);
+        }
+        return delay;
+    }
+
+private:
+    typename Policy::backoff backoff_{};
+    std::chrono::steady_clock::time_point deadline_ = Policy::deadline.count() > 0
+                                                          ? std::chrono::steady_clock::now() + Policy::deadline
+                                                          : std::chrono::steady_clock::time_point::max();
+};
+
+/// One `transact` call: attempts until one commits, the budget is spent, or
+/// a failure is not retryable (DESIGN §6, §7).
+template <class Policy, class Db, class Key, class Body>
+class retry_loop {
+    using connection_t = typename Db::connection_type;
+    using tx_t = transaction<connection_t, Policy>;
+    using result_t = std::invoke_result_t<Body&, tx_t&>;
+    struct no_value {};  // what a void body produces
+    using value_t = std::conditional_t<std::is_void_v<result_t>, no_value, result_t>;
+    using txid_t = std::conditional_t<Policy::resolve_by_txid, txid_steps, no_txid>;
+
+    /// An attempt whose COMMIT's answer was lost, kept until it is known
+    /// whether it committed: then its value and actions are the call's.
+    struct lost_attempt {
+        std::string id;
+        value_t value;
+        std::vector<std::function<void()>> actions;
+    };
+
+    static constexpr access_mode access = Policy::writes ? access_mode::read_write
+                                          : has_capability<backend_of<Db>, cap::read_only_deferrable>
+                                              ? access_mode::read_only_deferrable
+                                              : access_mode::read_only;
+
+public:
+    using call_result = typename keyed_result<result_t>::type;
+
+    retry_loop(Db& db, Key key, Body& body) : db_(db), counters_(db.counters()), key_(std::move(key)), body_(body) {}
+
+    call_result run() {
+        for (unsigned attempt = 1;; ++attempt) {
+            attempt_outcome o = try_attempt(attempt);
+            if (o.end == attempt_end::committed) return deliver(*produced_, after_commit_);
+            if (o.end == attempt_end::committed_before) return committed_as(*o.committed_by);
+            if (o.failed == failure::commit_unknown) {
+                if (auto resolved = resolve_lost_commit(o)) return std::move(*resolved);
+                o.failed = failure::connection_lost;  // rolled back: safe to run again
+            }
+            after_commit_.clear();
+            if (!is_retryable(o.failed)) std::rethrow_exception(o.cause);
+            const auto delay = budget_.next_wait(attempt, o, counters_, observers_);
+            counters_.retry(o.failed);  // only now: an attempt given up on counts as a give-up
+            observers_.conflict(o.failed, attempt, delay);
+            if (delay.count() > 0) std::this_thread::sleep_for(delay);
+        }
+    }
+
+private:
+    /// One attempt on a pooled connection, returned to the pool before the
+    /// call's outcome is delivered: after_commit actions run outside any
+    /// transaction (an action may start one of its own, and its failure
+    /// must never make the committed body run again).
+    attempt_outcome try_attempt(unsigned attempt) {
+        observers_.begin(attempt);
+        key_.new_attempt();
+        produced_.reset();
+        // A connection that cannot be opened (the server restarting) fails
+        // before anything was sent: as safe to retry as a lost connection.
+        std::optional<decltype(db_.acquire(budget_.deadline()))> lease;
+        try {
+            lease.emplace(db_.acquire(budget_.deadline()));
+        } catch (const connection_error&) {
+            return attempt_outcome::failure_of(failure::connection_lost, std::current_exception(), false);
+        }
+        connection_t& connection = lease->connection();
+        attempt_outcome o = run_body(connection, attempt);
+        connection.take_notices([&](std::string_view n) { observers_.notice(n); });
+        return o;
+    }
+
+    attempt_outcome run_body(connection_t& connection, unsigned attempt) {
+        active_transaction now{db_.identity(), &connection, &after_commit_, attempt, 0};
+        active_scope scope(now);
+        bool commit_sent = false;
+        try {
+            connection.begin(transaction_start{access, Policy::lock_wait, attempt, Key::present || txid_t::present});
+            if constexpr (Policy::verify_every_transaction) connection.verify_isolation();
+            if (std::optional<std::string> by = key_.committed_by(connection)) {
+                connection.rollback();  // committed before: the body is not run
+                return attempt_outcome::found_key(std::move(*by));
+            }
+            tx_t tx(connection, attempt, after_commit_);
+            if constexpr (std::is_void_v<result_t>) {
+                body_(tx);
+                produced_.emplace();
+            } else {
+                produced_.emplace(body_(tx));
+            }
+            key_.record(connection);
+            txid_.record(connection);
+            commit_sent = true;
+            connection.commit();
+        } catch (...) {
+            attempt_outcome o = attempt_outcome::failure_of(connection.classify(std::current_exception()),
+                                                            std::current_exception(), commit_sent);
+            connection.abandon(o.failed);
+            // Nothing can have committed before COMMIT was sent.
+            if (o.failed == failure::commit_unknown && !commit_sent) o.failed = failure::connection_lost;
+            return o;
+        }
+        counters::add(counters_.commits);
+        observers_.commit(attempt);
+        return attempt_outcome{};
+    }
+
+    /// The lost attempt may have committed: find out before anything is
+    /// re-run, or stop, since a blind retry could apply it twice. Its value
+    /// and actions are kept: they are the call's if it did. Empty when it
+    /// did not commit, so that the body is run again.
+    std::optional<call_result> resolve_lost_commit(const attempt_outcome& o) {
+        lost_.push_back({key_.attempt_id(), std::move(*produced_), std::move(after_commit_)});
+        std::optional<bool> applied = txid_.committed(db_, budget_.deadline());  // by this attempt
+        if (!applied) {
+            if (auto written_by = key_.written_by(db_, budget_.deadline())) {
+                if (*written_by) {
+                    counters::add(counters_.commit_resolved);
+                    return committed_as(**written_by);
+                }
+                // Absent: rolled back, or its COMMIT is still in flight on
+                // the server; then the retry conflicts on the key and finds
+                // it at its start.
+                applied = false;
+            }
+        }
+        if (!applied) {
+            counters::add(counters_.commit_unknown);
+            try {
+                std::rethrow_exception(o.cause);
+            } catch (...) {
+                std::throw_with_nested(sertx::commit_unknown(
+                    "sertx: the connection was lost while COMMIT was in flight, so whether the transaction "
+                    "applied is unknown; it was not re-run. Use an idempotency_key (or "
+                    "resolve_unknown<by_txid> on PostgreSQL) to have sertx find out."));
+            }
+        }
+        counters::add(counters_.commit_resolved);
+        if (*applied) return deliver(lost_.back().value, lost_.back().actions);
+        return std::nullopt;
+    }
+
+    /// The call's outcome once one of its attempts committed.
+    static call_result deliver(value_t& value, std::vector<std::function<void()>>& actions) {
+        run_after_commit(actions);
+        if constexpr (std::is_void_v<result_t>)
+            return true;
+        else
+            return call_result{std::move(value)};
+    }
+
+    /// The key is in the commit log: the outcome of this call's attempt that
+    /// wrote it, or empty when another call did.
+    call_result committed_as(const std::string& attempt_id) {
+        for (auto& l : lost_)
+            if (l.id == attempt_id) return deliver(l.value, l.actions);
+        return call_result{};
+    }
+
+    Db& db_;
+    counters& counters_;
+    Key key_;
+    txid_t txid_{};
+    Body& body_;
+    retry_budget<Policy> budget_{};
+    observer_set<typename Policy::observers> observers_{};
+    std::vector<std::function<void()>> after_commit_;
+    std::optional<value_t> produced_;  // the body's value, until COMMIT's outcome is known
+    std::vector<lost_attempt> lost_;   // attempts whose COMMIT's answer was lost
+};
+
 /// Runs the body as a savepoint of the transaction already running on this
 /// thread. A retryable failure propagates: the outer body is re-run whole.
 template <class Policy, class Db, class Body>
@@ -173,187 +492,47 @@ auto run_nested(Db& db, Body& body)
             throw error("sertx: a nested transact() must use the same database as the transaction around it.");
         using connection_t = typename Db::connection_type;
         using tx_t = transaction<connection_t, Policy>;
-        auto& lease = *static_cast<connection_t*>(outer.lease);
-        active_transaction inner{outer.database, outer.lease, outer.after_commit, outer.attempt, outer.depth + 1};
+        auto& connection = *static_cast<connection_t*>(outer.connection);
+        active_transaction inner{outer.database, outer.connection, outer.after_commit, outer.attempt,
+                                 outer.depth + 1};
         active_scope scope(inner);
-        lease.savepoint(inner.depth);
+        connection.savepoint(inner.depth);
         try {
-            tx_t tx(lease, outer.attempt, *outer.after_commit);
+            tx_t tx(connection, outer.attempt, *outer.after_commit);
             if constexpr (std::is_void_v<std::invoke_result_t<Body&, tx_t&>>) {
                 body(tx);
-                lease.release(inner.depth);
+                connection.release(inner.depth);
             } else {
                 auto result = body(tx);
-                lease.release(inner.depth);
+                connection.release(inner.depth);
                 return result;
             }
         } catch (...) {
-            if (!is_retryable(lease.classify(std::current_exception()))) lease.rollback_to(inner.depth);
+            if (!is_retryable(connection.classify(std::current_exception()))) connection.rollback_to(inner.depth);
             throw;
         }
     }
 }
 
-/// `Keyed`: `key` is given; without one, the key's steps are not compiled.
-template <class Policy, bool Keyed, class Db, class Body>
-auto run(Db& db, const idempotency_key* key, Body& body) {
-    using tx_t = transaction<typename Db::connection_type, Policy>;
-    using result_t = std::invoke_result_t<Body&, tx_t&>;
+/// A call: nested in the transaction running on this thread, or a loop of
+/// its own. `Key` is `no_key` or `key_steps`.
+template <class Policy, class Db, class Key, class Body>
+auto run(Db& db, Key key, Body& body) {
+    using result_t = std::invoke_result_t<Body&, transaction<typename Db::connection_type, Policy>&>;
     static_assert(!std::is_reference_v<result_t>,
                   "sertx: the body returns a reference; return a value, since what it refers to may not "
                   "outlive the transaction.");
-    using keyed_t = typename outcome<result_t>::type;
-
+    using call_result = typename keyed_result<result_t>::type;
     if (active) {
-        if constexpr (Keyed) throw error("sertx: an idempotency_key cannot be used by a nested transact().");
+        if constexpr (Key::present) throw error("sertx: an idempotency_key cannot be used by a nested transact().");
         if constexpr (std::is_void_v<result_t>) {
             run_nested<Policy>(db, body);
-            return keyed_t{};
+            return call_result{};
         } else {
-            return keyed_t{run_nested<Policy>(db, body)};
+            return call_result{run_nested<Policy>(db, body)};
         }
     }
-
-    detail::counters& counters = db.counters();
-    typename Policy::backoff backoff{};
-    observer_set<typename Policy::observers> observers{};
-    const auto started = std::chrono::steady_clock::now();
-    const auto deadline = Policy::deadline.count() > 0 ? started + Policy::deadline
-                                                       : std::chrono::steady_clock::time_point::max();
-    std::vector<std::function<void()>> after_commit;
-    struct no_value {};  // what a void body produces
-    using value_t = std::conditional_t<std::is_void_v<result_t>, no_value, result_t>;
-    std::vector<lost_attempt<value_t>> lost;  // attempts whose COMMIT's answer was lost
-    // The call's outcome once one of its attempts committed: its after_commit
-    // actions run after the session went back, outside any transaction (an
-    // action may start a transaction of its own, and its failure must never
-    // make the committed body run again).
-    const auto deliver = [](value_t& value, std::vector<std::function<void()>>& actions) -> keyed_t {
-        run_after_commit(actions);
-        if constexpr (std::is_void_v<result_t>) return true;
-        else return keyed_t{std::move(value)};
-    };
-    // The key is in the commit log: the outcome of this call's attempt that
-    // wrote it, or empty when another call did.
-    const auto committed_as = [&](const std::string& id) -> keyed_t {
-        for (auto& l : lost)
-            if (l.id == id) return deliver(l.value, l.actions);
-        return keyed_t{};
-    };
-
-    for (unsigned attempt = 1;; ++attempt) {
-        observers.begin(attempt);
-        failure failed = failure::permanent;
-        std::exception_ptr cause;
-        std::int64_t txid = 0;
-        // A session that cannot be opened (the server restarting) fails
-        // before anything was sent: as safe to retry as a lost connection.
-        std::optional<decltype(db.acquire(deadline))> leased;
-        try {
-            leased.emplace(db.acquire(deadline));
-        } catch (const connection_error&) {
-            cause = std::current_exception();
-            failed = failure::connection_lost;
-        }
-        std::string attempt_id;
-        if constexpr (Keyed) attempt_id = new_attempt_id();
-        std::optional<value_t> produced;          // the body's value, until COMMIT's outcome is known
-        std::optional<std::string> committed_by;  // the attempt that wrote the key, found at the start
-        bool commit_sent = false, committed = false;
-        if (leased) {
-            auto& lease = leased->connection();
-            active_transaction now{db.identity(), &lease, &after_commit, attempt, 0};
-            active_scope scope(now);
-            const auto forward_notices = [&] { lease.take_notices([&](std::string_view n) { observers.notice(n); }); };
-            try {
-                lease.begin(Policy::writes, Policy::lock_wait);
-                if constexpr (Policy::verify_every_transaction) lease.verify_isolation();
-                if constexpr (Keyed) committed_by = lease.key_committed(key->value);
-                if (committed_by) {
-                    lease.rollback();  // committed before: the body is not run
-                } else {
-                    tx_t tx(lease, attempt, after_commit);
-                    if constexpr (std::is_void_v<result_t>) {
-                        body(tx);
-                        produced.emplace();
-                    } else {
-                        produced.emplace(body(tx));
-                    }
-                    if constexpr (Keyed) lease.record_key(key->value, attempt_id);
-                    if constexpr (Policy::resolve_by_txid) txid = lease.current_txid();
-                    commit_sent = true;
-                    lease.commit();
-                    committed = true;
-                    counters.add(counters.commits);
-                    observers.commit(attempt);
-                }
-            } catch (...) {
-                cause = std::current_exception();
-                failed = lease.classify(cause);
-                lease.abandon(failed);
-            }
-            forward_notices();
-        }
-        leased.reset();
-        if (committed_by) return committed_as(*committed_by);
-        if (committed) return deliver(*produced, after_commit);
-
-        // Nothing can have committed before COMMIT was sent.
-        if (failed == failure::commit_unknown && !commit_sent) failed = failure::connection_lost;
-        if (failed == failure::commit_unknown) {
-            // The lost attempt may have committed: find out before anything
-            // is re-run, or stop. A blind retry could apply it twice. Its
-            // value and actions are kept: they are the call's if it did.
-            lost.push_back({attempt_id, std::move(*produced), std::move(after_commit)});
-            std::optional<bool> applied;  // by this attempt
-            if constexpr (Policy::resolve_by_txid) applied = db.txid_committed(txid, deadline);
-            if constexpr (Keyed) {
-                if (!applied) {
-                    if (auto written_by = db.key_committed_elsewhere(key->value, deadline)) {
-                        if (*written_by) {
-                            counters.add(counters.commit_resolved);
-                            return committed_as(**written_by);
-                        }
-                        // Absent: rolled back, or its COMMIT is still in
-                        // flight on the server; then the retry conflicts on
-                        // the key and finds it at its start.
-                        applied = false;
-                    }
-                }
-            }
-            if (!applied) {
-                counters.add(counters.commit_unknown);
-                try {
-                    std::rethrow_exception(cause);
-                } catch (...) {
-                    std::throw_with_nested(sertx::commit_unknown(
-                        "sertx: the connection was lost while COMMIT was in flight, so whether the transaction "
-                        "applied is unknown; it was not re-run. Use an idempotency_key (or "
-                        "resolve_unknown<by_txid> on PostgreSQL) to have sertx find out."));
-                }
-            }
-            counters.add(counters.commit_resolved);
-            if (*applied) return deliver(lost.back().value, lost.back().actions);
-            failed = failure::connection_lost;  // rolled back: safe to run again
-        }
-        after_commit.clear();
-
-        if (!is_retryable(failed)) std::rethrow_exception(cause);
-        if (attempt >= Policy::max_attempts) {
-            counters.add(counters.give_ups);
-            observers.give_up(failed, attempt);
-            give_up(cause, attempt, failed, "max_attempts reached");
-        }
-        const auto delay = backoff.delay(attempt, thread_rng());
-        if (std::chrono::steady_clock::now() + delay >= deadline) {
-            counters.add(counters.give_ups);
-            observers.give_up(failed, attempt);
-            give_up(cause, attempt, failed, "deadline reached");
-        }
-        counters.retry(failed);  // only now: an attempt given up on counts as a give-up
-        observers.conflict(failed, attempt, delay);
-        if (delay.count() > 0) std::this_thread::sleep_for(delay);
-    }
+    return retry_loop<Policy, Db, Key, Body>(db, std::move(key), body).run();
 }
 
 }  // namespace detail
@@ -362,15 +541,12 @@ auto run(Db& db, const idempotency_key* key, Body& body) {
 /// body is re-run on a retryable failure as `Policy` says.
 template <class Policy = default_policy, class Db, class Body>
 auto transact(Db& db, Body&& body) {
-    detail::check_transact_requirements<Db, Policy>();
-    if constexpr (serializable_backend<backend_of<Db>>) {
-        using tx_t = transaction<typename Db::connection_type, Policy>;
-        using result_t = std::invoke_result_t<Body&, tx_t&>;
-        if constexpr (std::is_void_v<result_t>) {
-            detail::run<Policy, false>(db, nullptr, body);
-        } else {
-            return *detail::run<Policy, false>(db, nullptr, body);
-        }
+    if constexpr (detail::check_transact_requirements<Db, Policy>()) {
+        using result_t = std::invoke_result_t<Body&, transaction<typename Db::connection_type, Policy>&>;
+        if constexpr (std::is_void_v<result_t>)
+            detail::run<Policy>(db, detail::no_key{}, body);
+        else
+            return *detail::run<Policy>(db, detail::no_key{}, body);
     }
 }
 
@@ -385,11 +561,10 @@ auto transact(Db& db, Body&& body) {
 /// the key); when the database cannot be asked, `commit_unknown` is thrown.
 template <class Policy = default_policy, class Db, class Body>
 auto transact(Db& db, const idempotency_key& key, Body&& body) {
-    detail::check_transact_requirements<Db, Policy>();
     static_assert(Policy::writes, "sertx: an idempotency_key needs a read_write policy: the key is written.");
-    if constexpr (serializable_backend<backend_of<Db>>) {
+    if constexpr (detail::check_transact_requirements<Db, Policy>() && detail::check_keyed_adapter<Db>()) {
         detail::check_key(key);
-        return detail::run<Policy, true>(db, &key, body);
+        return detail::run<Policy>(db, detail::key_steps(key), body);
     }
 }
 

@@ -4,7 +4,7 @@
 // that splitting a statement again gives back exactly that statement: the
 // splitter starts and ends each statement in the same state it starts a
 // script in, so anything else means a ';' was misjudged.
-#include <sertx/detail/sql_split.hpp>
+#include <sertx/sql/split.hpp>
 
 #include <cstddef>
 #include <cstdint>

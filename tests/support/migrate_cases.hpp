@@ -21,6 +21,7 @@
 #include "processes.hpp"
 
 #include <sertx/sertx.hpp>
+#include <sertx/sql/split.hpp>
 
 #include <chrono>
 #include <exception>
@@ -39,7 +40,8 @@ inline const std::vector<sertx::migration> accounts = {
 /// The checksum migrate() computes for code[index] on this backend.
 template <class Backend>
 std::string checksum_in_code(const std::vector<sertx::migration>& code, std::size_t index) {
-    return sertx::detail::prepare_migrations(code, Backend::dialect).at(index).checksum;
+    const auto split = [](std::string_view script) { return sertx::detail::split_statements(script, Backend::dialect); };
+    return sertx::detail::prepare_migrations(code, split).at(index).checksum;
 }
 
 template <class Backend>

@@ -9,13 +9,13 @@
 using std::chrono::microseconds;
 
 TEST_CASE("no_backoff never waits", "[backoff]") {
-    sertx::detail::jitter_rng rng(1);
+    sertx::jitter_rng rng(1);
     sertx::no_backoff b;
     for (unsigned r = 1; r < 100; ++r) CHECK(b.delay(r, rng) == microseconds(0));
 }
 
 TEST_CASE("exponential doubles from its base up to its cap", "[backoff]") {
-    sertx::detail::jitter_rng rng(1);
+    sertx::jitter_rng rng(1);
     sertx::exponential<100, 1000> b;
     CHECK(b.delay(1, rng) == microseconds(100));
     CHECK(b.delay(2, rng) == microseconds(200));
@@ -31,7 +31,7 @@ struct spread {
     double mean = 0;
 };
 template <class Strategy>
-spread draw(Strategy& b, unsigned retry, sertx::detail::jitter_rng& rng) {
+spread draw(Strategy& b, unsigned retry, sertx::jitter_rng& rng) {
     constexpr int draws = 2000;
     spread s;
     for (int i = 0; i < draws; ++i) {
@@ -49,7 +49,7 @@ std::int64_t ceiling(std::int64_t base, std::int64_t cap, unsigned retry) {
 }
 
 TEST_CASE("full_jitter stays within [0, min(cap, base*2^(n-1))] and spreads over it", "[backoff]") {
-    sertx::detail::jitter_rng rng(42);
+    sertx::jitter_rng rng(42);
     sertx::full_jitter<100, 10'000> b;
     for (unsigned retry = 1; retry <= 12; ++retry) {
         const std::int64_t top = ceiling(100, 10'000, retry);
@@ -65,7 +65,7 @@ TEST_CASE("full_jitter stays within [0, min(cap, base*2^(n-1))] and spreads over
 }
 
 TEST_CASE("equal_jitter stays within [d/2, d] for d = min(cap, base*2^(n-1)) and spreads over it", "[backoff]") {
-    sertx::detail::jitter_rng rng(11);
+    sertx::jitter_rng rng(11);
     sertx::equal_jitter<100, 10'000> b;
     for (unsigned retry = 1; retry <= 12; ++retry) {
         const std::int64_t top = ceiling(100, 10'000, retry);
@@ -80,7 +80,7 @@ TEST_CASE("equal_jitter stays within [d/2, d] for d = min(cap, base*2^(n-1)) and
 }
 
 TEST_CASE("decorrelated_jitter stays within [base, cap] and grows from the previous delay", "[backoff]") {
-    sertx::detail::jitter_rng rng(7);
+    sertx::jitter_rng rng(7);
     sertx::decorrelated_jitter<100, 5'000> b;
     std::int64_t previous = 100;
     bool reached_cap_region = false;
@@ -96,7 +96,7 @@ TEST_CASE("decorrelated_jitter stays within [base, cap] and grows from the previ
 }
 
 TEST_CASE("the same seed gives the same jitter", "[backoff]") {
-    sertx::detail::jitter_rng a(99), b(99);
+    sertx::jitter_rng a(99), b(99);
     sertx::full_jitter<100, 100'000> x, y;
     for (unsigned r = 1; r < 50; ++r) CHECK(x.delay(r, a) == y.delay(r, b));
 }

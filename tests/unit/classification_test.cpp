@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: BSL-1.0
 #include "support/catch.hpp"
 
-#include <sertx/detail/postgresql_codes.hpp>
-#include <sertx/detail/sqlite_codes.hpp>
+#include <sertx/postgresql/backend.hpp>
+#include <sertx/sqlite3/backend.hpp>
 
 #include <sqlite3.h>
 
 using sertx::failure;
-using sertx::detail::classify_sqlite_result;
-using sertx::detail::classify_sqlstate;
+using sertx::postgresql::classify_sqlstate;
+constexpr auto classify_sqlite = &sertx::sqlite3::classify_result;
 
 TEST_CASE("PostgreSQL SQLSTATEs map onto failures as DESIGN section 5 says", "[classify]") {
     CHECK(classify_sqlstate("40001") == failure::serialization);
@@ -28,15 +28,28 @@ TEST_CASE("PostgreSQL SQLSTATEs map onto failures as DESIGN section 5 says", "[c
     CHECK(classify_sqlstate("") == failure::permanent);
 }
 
+TEST_CASE("PostgreSQL's table reads the connection's state beside the SQLSTATE", "[classify]") {
+    using sertx::postgresql::failure_context;
+    // gone: lost before COMMIT is retried, lost during COMMIT is unknown
+    CHECK(classify_sqlstate("40001", failure_context{.connected = false}) == failure::connection_lost);
+    CHECK(classify_sqlstate("", failure_context{.connected = false, .commit_sent = true}) == failure::commit_unknown);
+    // a cancel is a lost lock timeout only while one may have fired
+    CHECK(classify_sqlstate("57014", failure_context{.lock_timeout_may_cancel = true}) == failure::busy);
+    CHECK(classify_sqlstate("57014", failure_context{.lock_timeout_may_cancel = false}) == failure::permanent);
+    // the adapter's own refusals go through the same table
+    CHECK(classify_sqlstate("25006") == failure::permanent);
+    CHECK(classify_sqlstate("25P02") == failure::permanent);
+}
+
 TEST_CASE("SQLite result codes map onto failures as DESIGN section 5 says", "[classify]") {
-    CHECK(classify_sqlite_result(SQLITE_BUSY_SNAPSHOT) == failure::serialization);
-    CHECK(classify_sqlite_result(SQLITE_BUSY) == failure::busy);
-    CHECK(classify_sqlite_result(SQLITE_BUSY_RECOVERY) == failure::busy);
-    CHECK(classify_sqlite_result(SQLITE_LOCKED) == failure::busy);
-    CHECK(classify_sqlite_result(SQLITE_LOCKED_SHAREDCACHE) == failure::busy);
-    CHECK(classify_sqlite_result(SQLITE_CONSTRAINT_UNIQUE) == failure::permanent);
-    CHECK(classify_sqlite_result(SQLITE_CORRUPT) == failure::permanent);
-    CHECK(classify_sqlite_result(SQLITE_READONLY) == failure::permanent);
+    CHECK(classify_sqlite(SQLITE_BUSY_SNAPSHOT) == failure::serialization);
+    CHECK(classify_sqlite(SQLITE_BUSY) == failure::busy);
+    CHECK(classify_sqlite(SQLITE_BUSY_RECOVERY) == failure::busy);
+    CHECK(classify_sqlite(SQLITE_LOCKED) == failure::busy);
+    CHECK(classify_sqlite(SQLITE_LOCKED_SHAREDCACHE) == failure::busy);
+    CHECK(classify_sqlite(SQLITE_CONSTRAINT_UNIQUE) == failure::permanent);
+    CHECK(classify_sqlite(SQLITE_CORRUPT) == failure::permanent);
+    CHECK(classify_sqlite(SQLITE_READONLY) == failure::permanent);
 }
 
 TEST_CASE("only serialization, deadlock, busy and connection_lost are retried blindly", "[classify]") {

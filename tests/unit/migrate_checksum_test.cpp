@@ -3,6 +3,7 @@
 // drift and what is not), the checks on the input, and the comparison of the
 // code's migrations with the database's rows.
 #include <sertx/migrate.hpp>
+#include <sertx/sql/split.hpp>
 
 #include <string>
 #include <vector>
@@ -13,6 +14,11 @@ namespace {
 
 using sertx::detail::sql_dialect;
 
+// What an adapter's migrations().split_script does, for each shell.
+auto split_as(sql_dialect dialect) {
+    return [dialect](std::string_view script) { return sertx::detail::split_statements(script, dialect); };
+}
+
 // Catch2 3 calls it ContainsSubstring, Catch2 2 Contains.
 #if defined(SERTX_CATCH2_V3)
 auto has_text(const std::string& part) { return Catch::Matchers::ContainsSubstring(part); }
@@ -22,7 +28,7 @@ auto has_text(const std::string& part) { return Catch::Matchers::Contains(part);
 
 std::string checksum_of(const std::string& sql, sql_dialect dialect = sql_dialect::postgresql) {
     const sertx::migration m[] = {{1, "m", sql}};
-    return sertx::detail::prepare_migrations(m, dialect).at(0).checksum;
+    return sertx::detail::prepare_migrations(m, split_as(dialect)).at(0).checksum;
 }
 
 std::string hash_hex(std::string_view bytes) {
@@ -33,7 +39,7 @@ std::string hash_hex(std::string_view bytes) {
 
 std::string refusal_of(const std::vector<sertx::migration>& code) {
     try {
-        (void)sertx::detail::prepare_migrations(code, sql_dialect::postgresql);
+        (void)sertx::detail::prepare_migrations(code, split_as(sql_dialect::postgresql));
     } catch (const sertx::migration_error& e) {
         return e.what();
     }
@@ -73,10 +79,10 @@ TEST_CASE("any change inside a statement is drift", "[migrate]") {
 
 TEST_CASE("a migration's statements are split by its backend's dialect", "[migrate]") {
     const sertx::migration pg[] = {{1, "f", "create function f() returns int language sql as $$ select 1; $$; select f()"}};
-    CHECK(sertx::detail::prepare_migrations(pg, sql_dialect::postgresql).at(0).statements.size() == 2);
+    CHECK(sertx::detail::prepare_migrations(pg, split_as(sql_dialect::postgresql)).at(0).statements.size() == 2);
     const sertx::migration lite[] = {
         {1, "t", "create trigger t after insert on a begin insert into b values (1); end; select 1"}};
-    const auto steps = sertx::detail::prepare_migrations(lite, sql_dialect::sqlite);
+    const auto steps = sertx::detail::prepare_migrations(lite, split_as(sql_dialect::sqlite));
     REQUIRE(steps.at(0).statements.size() == 2);
     CHECK(steps[0].statements[0] == "create trigger t after insert on a begin insert into b values (1); end");
 }
@@ -114,7 +120,7 @@ TEST_CASE("a migration that would start or end the transaction is refused", "[mi
 
 TEST_CASE("the plan lists the migrations not yet applied, in order", "[migrate]") {
     const sertx::migration code[] = {{1, "a", "select 1"}, {2, "b", "select 2"}, {3, "c", "select 3"}};
-    const auto steps = sertx::detail::prepare_migrations(code, sql_dialect::postgresql);
+    const auto steps = sertx::detail::prepare_migrations(code, split_as(sql_dialect::postgresql));
     const auto plan = sertx::detail::plan_migrations({row(1, "a", steps[0].checksum)}, steps);
     CHECK(plan.problems.empty());
     REQUIRE(plan.pending.size() == 2);
@@ -124,7 +130,7 @@ TEST_CASE("the plan lists the migrations not yet applied, in order", "[migrate]"
 
 TEST_CASE("the plan refuses drift, a newer database, an unknown and an out-of-order migration", "[migrate]") {
     const sertx::migration code[] = {{1, "a", "select 1"}, {2, "b", "select 2"}, {4, "d", "select 4"}};
-    const auto steps = sertx::detail::prepare_migrations(code, sql_dialect::postgresql);
+    const auto steps = sertx::detail::prepare_migrations(code, split_as(sql_dialect::postgresql));
     SECTION("drift names the version and both checksums") {
         const auto plan = sertx::detail::plan_migrations({row(1, "a", "00000000000000aa")}, steps);
         REQUIRE(plan.problems.size() == 1);

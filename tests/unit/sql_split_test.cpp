@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSL-1.0
-#include <sertx/detail/sql_split.hpp>
+#include <sertx/sql/split.hpp>
 
 #include <string>
 #include <string_view>

@@ -17,20 +17,23 @@
 /// - COMMIT is sent only when libpq says the transaction is still open:
 ///   PostgreSQL answers COMMIT of a failed transaction with ROLLBACK and
 ///   success, which must never be reported as a commit;
-/// - failures are classified by SQLSTATE (detail/postgresql_codes.hpp), never
-///   by message text; a connection lost before COMMIT is retried on a new
+/// - failures are classified by SQLSTATE and the connection's state, in the
+///   one table of sertx/postgresql/backend.hpp, never by message text; a connection lost before COMMIT is retried on a new
 ///   session, one lost during COMMIT is `failure::commit_unknown`;
 /// - server notices (NOTICE, WARNING) are kept from stderr and passed to the
 ///   policy's observers (`on_notice`).
 
-#include <sertx/backend.hpp>
-#include <sertx/detail/postgresql_codes.hpp>
+#include <sertx/adapter.hpp>
 #include <sertx/failure.hpp>
+#include <sertx/postgresql/backend.hpp>
 #include <sertx/soci/common.hpp>
+#include <sertx/soci/detail/effect_statements.hpp>
+#include <sertx/soci/detail/migration_statements.hpp>
 
 #include <libpq-fe.h>
 #include <soci/postgresql/soci-postgresql.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -40,26 +43,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-namespace sertx::postgresql {
-/// The backend tag of the PostgreSQL adapter.
-struct backend {};
-}  // namespace sertx::postgresql
-
-namespace sertx {
-/// PostgreSQL: SERIALIZABLE (SSI), transactional DDL, READ ONLY DEFERRABLE,
-/// savepoints, and `txid_status` to resolve a lost COMMIT.
-template <>
-struct backend_traits<postgresql::backend> {
-    static constexpr std::string_view name = "postgresql";
-    static constexpr auto capabilities = boost::hana::make_map(
-        boost::hana::make_pair(boost::hana::type_c<cap::isolation>, isolation_c<isolation::serializable>),
-        boost::hana::make_pair(boost::hana::type_c<cap::transactional_ddl>, boost::hana::true_c),
-        boost::hana::make_pair(boost::hana::type_c<cap::read_only_deferrable>, boost::hana::true_c),
-        boost::hana::make_pair(boost::hana::type_c<cap::savepoints>, boost::hana::true_c),
-        boost::hana::make_pair(boost::hana::type_c<cap::commit_status>, boost::hana::true_c));
-};
-}  // namespace sertx
 
 namespace sertx::postgresql {
 
@@ -156,13 +139,37 @@ inline config parse_conninfo(std::string conninfo, const options& opts) {
     return c;
 }
 
+
+/// The session's lock_timeout, changed only when a transaction's policy
+/// differs from what the session has: SET LOCAL in every transaction cost
+/// the server ~14,000 instructions each (docs/benchmarks.md). Set inside the
+/// transaction, it holds from its COMMIT on, and a rollback undoes it.
+class session_lock_timeout {
+public:
+    void opened_with(std::chrono::milliseconds server) noexcept { server_ = current_ = pending_ = server; }
+
+    /// The value to set with this transaction's BEGIN for a policy's
+    /// `lock_timeout` (0: the server's own), or empty when the session has it.
+    std::optional<std::chrono::milliseconds> change_for(std::chrono::milliseconds policy) noexcept {
+        pending_ = policy.count() > 0 ? policy : server_;
+        if (pending_ == current_) return std::nullopt;
+        return pending_;
+    }
+    void committed() noexcept { current_ = pending_; }
+
+private:
+    std::chrono::milliseconds server_{0};   // as the session opened
+    std::chrono::milliseconds current_{0};  // what the session has now
+    std::chrono::milliseconds pending_{0};  // what it has once this transaction commits
+};
+
 /// One server connection: a SOCI session plus its libpq handle.
-class connection : public sertx::detail::soci_statements<connection> {
+class connection : public sertx::detail::soci_connection<connection> {
 public:
     using session_type = ::soci::session;
-    static constexpr sertx::detail::sql_dialect dialect = sertx::detail::sql_dialect::postgresql;
+    using dialect = postgresql::dialect;
 
-    static std::unique_ptr<connection> open(const config& c, sertx::detail::counters& counters) {
+    static std::unique_ptr<connection> open(const config& c, sertx::counters& counters) {
         std::unique_ptr<::soci::session> session;
         try {
             session = std::make_unique<::soci::session>(::soci::postgresql, c.conninfo);
@@ -186,6 +193,8 @@ public:
     session_type& session() noexcept { return *session_; }
     PGconn* native_handle() const noexcept { return native_; }
     sertx::detail::session_objects& objects() noexcept { return objects_; }
+    sertx::detail::effect_statements<connection>& journal() noexcept { return journal_; }
+    sertx::detail::migration_statements<connection>& migrations() noexcept { return migrations_; }
 
     /// Taken from the pool: still connected and outside any transaction.
     /// Reading what the server may have sent while idle (a termination
@@ -199,24 +208,19 @@ public:
     }
     bool reusable() const noexcept { return !broken_ && PQstatus(native_) == CONNECTION_OK; }
 
-    void begin(bool writes, std::chrono::milliseconds lock_wait) {
-        if (writes && standby_)
-            throw database_error(failure::permanent, "25006",
-                                 "sertx: this PostgreSQL server is a hot standby (in recovery) and cannot run "
-                                 "writing transactions; connect to the primary, or use a read_only policy.");
-        lock_wait_set_ = lock_wait.count() > 0;
-        if (lock_wait_set_) begun_ = std::chrono::steady_clock::now();
-        const char* begin =
-            writes ? "BEGIN ISOLATION LEVEL SERIALIZABLE" : "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE";
-        // lock_timeout is set for the session, and only when the policy's
-        // differs from what the session has: SET LOCAL in every transaction
-        // cost the server ~14,000 instructions each (docs/benchmarks.md).
-        // Set inside the transaction, it holds from its COMMIT on and a
-        // rollback undoes it; commit() keeps the cache in step.
-        const std::chrono::milliseconds wanted = lock_wait_set_ ? lock_wait : server_lock_wait_;
-        pending_lock_wait_ = wanted;
-        if (wanted == session_lock_wait_) return execute(begin);
-        execute((std::string(begin) + "; SET lock_timeout = " + std::to_string(wanted.count())).c_str());
+    /// BEGIN with the policy's lock_timeout in the same round trip, when the
+    /// session's differs.
+    void begin(const transaction_start& start) {
+        if (start.access == access_mode::read_write && standby_)
+            refuse("25006",
+                   "sertx: this PostgreSQL server is a hot standby (in recovery) and cannot run writing "
+                   "transactions; connect to the primary, or use a read_only policy.");
+        lock_timeout_since_.reset();
+        if (start.lock_timeout.count() > 0) lock_timeout_since_ = std::chrono::steady_clock::now();
+        const char* begin = dialect::begin[static_cast<std::size_t>(start.access)];
+        const auto change = lock_timeout_.change_for(start.lock_timeout);
+        if (!change) return execute(begin);
+        execute((std::string(begin) + "; SET lock_timeout = " + std::to_string(change->count())).c_str());
     }
 
     void verify_isolation() {
@@ -227,39 +231,18 @@ public:
                                   "session setting) changed it.");
     }
 
+    /// COMMIT only while libpq says the transaction is open: PostgreSQL
+    /// answers COMMIT of a failed transaction with ROLLBACK and success.
     void commit() {
-        switch (PQtransactionStatus(native_)) {
-            case PQTRANS_INTRANS: break;
-            case PQTRANS_INERROR:
-                throw database_error(
-                    failure::permanent, "25P02",
-                    "sertx: a statement in the body failed and the body caught its error; PostgreSQL had "
-                    "already aborted the transaction, so it was rolled back, not committed. Let the error "
-                    "propagate (sertx re-runs retryable ones), or run the risky part in a nested<savepoint>.");
-            case PQTRANS_IDLE:
-                throw database_error(failure::permanent, "25000",
-                                     "sertx: the body ended the transaction itself (COMMIT or ROLLBACK); leave "
-                                     "that to transact().");
-            default:
-                throw database_error(failure::connection_lost, "08006",
-                                     "sertx: the connection was lost before COMMIT was sent.");
-        }
+        refuse_unless_open();
         pg_result r(PQexec(native_, "COMMIT"));
         if (r && PQresultStatus(r.get()) == PGRES_COMMAND_OK) {
-            if (std::strcmp(PQcmdStatus(r.get()), "COMMIT") == 0) {
-                session_lock_wait_ = pending_lock_wait_;
-                return;
-            }
-            throw database_error(failure::permanent, "25P02",
-                                 "sertx: PostgreSQL answered COMMIT with ROLLBACK: the transaction had failed.");
+            if (std::strcmp(PQcmdStatus(r.get()), "COMMIT") != 0)
+                refuse("25P02", "sertx: PostgreSQL answered COMMIT with ROLLBACK: the transaction had failed.");
+            lock_timeout_.committed();
+            return;
         }
-        const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
-        if (!r || PQstatus(native_) != CONNECTION_OK) {
-            broken_ = true;
-            throw database_error(failure::commit_unknown, state ? state : "08006",
-                                 "sertx: the connection was lost while COMMIT was in flight: " + last_error());
-        }
-        throw database_error(classify_state(state), state ? state : "", "sertx: COMMIT failed: " + last_error(r.get()));
+        fail(r.get(), "COMMIT", true);
     }
 
     void rollback() { execute("ROLLBACK"); }
@@ -276,34 +259,33 @@ public:
         if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) broken_ = true;
     }
 
+    /// A failure of the body or of sertx's statements, by the one table:
+    /// the SQLSTATE SOCI reports, or the kind already given by `fail`.
     failure classify(const std::exception_ptr& e) const noexcept {
-        const bool lost = PQstatus(native_) != CONNECTION_OK;
         try {
             std::rethrow_exception(e);
         } catch (const database_error& d) {
             return d.kind();
         } catch (const ::soci::postgresql_soci_error& p) {
-            if (lost) return failure::connection_lost;
-            const std::string state = p.sqlstate();
-            // A lock timeout that fires as the lock is granted, just before a
-            // second wait in the same statement (an UPDATE waiting for a tuple,
-            // then for its writer), loses its reason: the second wait clears
-            // it, and the server reports a cancel (57014, "due to user
-            // request"); seen under contention (docs/benchmarks.md). Retried
-            // like 55P03 when it cannot be the session's statement_timeout
-            // (also 57014): the transaction began less than that long ago.
-            if (lock_wait_set_ && state == "57014" &&
-                (statement_timeout_.count() == 0 || std::chrono::steady_clock::now() - begun_ < statement_timeout_))
-                return failure::busy;
-            return sertx::detail::classify_sqlstate(state);
+            return classify_sqlstate(p.sqlstate(), context());
         } catch (const ::soci::soci_error&) {
-            return lost ? failure::connection_lost : failure::permanent;
+            return classify_sqlstate("", context());
         } catch (...) {
             return failure::permanent;
         }
     }
 
-    std::int64_t current_txid() { return std::stoll(query_text("select txid_current()")); }
+    static std::string failure_code(failure f) { return std::string(sqlstate_of(f)); }
+
+    std::int64_t current_txid() {
+        const std::string text = query_text("select txid_current()");
+        errno = 0;
+        char* end = nullptr;
+        const long long id = std::strtoll(text.c_str(), &end, 10);
+        if (errno != 0 || end == text.c_str() || *end != '\0')
+            throw error("sertx: PostgreSQL answered txid_current() with '" + text + "', not a transaction id.");
+        return id;
+    }
 
     /// 'committed', 'aborted', 'in progress', or empty (unknown to the server).
     std::string txid_status(std::int64_t txid) {
@@ -313,7 +295,7 @@ public:
     template <class F>
     void take_notices(F&& f) {
         for (const auto& n : notices_) {
-            sertx::detail::counters::add(counters_->notices);
+            sertx::counters::add(counters_->notices);
             f(std::string_view(n));
         }
         notices_.clear();
@@ -328,7 +310,7 @@ public:
     }
 
 private:
-    connection(std::unique_ptr<::soci::session> s, sertx::detail::counters& counters)
+    connection(std::unique_ptr<::soci::session> s, sertx::counters& counters)
         : session_(std::move(s)),
           native_(static_cast<::soci::postgresql_session_backend*>(session_->get_backend())->conn_),
           counters_(&counters) {
@@ -340,9 +322,10 @@ private:
         if (c.notices_.size() < max_kept_notices) c.notices_.emplace_back(message);
     }
 
-    failure classify_state(const char* state) const noexcept {
-        if (PQstatus(native_) != CONNECTION_OK) return failure::connection_lost;
-        return state ? sertx::detail::classify_sqlstate(state) : failure::permanent;
+    failure_context context(bool commit_sent = false) const noexcept {
+        return {PQstatus(native_) == CONNECTION_OK, commit_sent,
+                lock_timeout_since_ && (statement_timeout_.count() == 0 ||
+                                        std::chrono::steady_clock::now() - *lock_timeout_since_ < statement_timeout_)};
     }
 
     std::string last_error(const PGresult* r = nullptr) const {
@@ -351,12 +334,39 @@ private:
         return m;
     }
 
-    [[noreturn]] void fail(const PGresult* r, const char* sql) {
+    /// The one way a failed statement is reported: classified by the table,
+    /// the session marked broken when its connection went.
+    [[noreturn]] void fail(const PGresult* r, const char* sql, bool commit_sent = false) {
         const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
-        const failure kind = classify_state(state);
-        if (kind == failure::connection_lost) broken_ = true;
-        throw database_error(kind, state ? state : "",
-                             std::string("sertx: ") + sql + " failed: " + last_error(r));
+        failure_context now = context(commit_sent);
+        if (commit_sent && !r) now.connected = false;  // COMMIT got no answer at all
+        const failure kind = classify_sqlstate(state ? state : "", now);
+        if (kind == failure::connection_lost || kind == failure::commit_unknown) broken_ = true;
+        if (commit_sent && !now.connected)
+            throw database_error(kind, state ? state : "08006",
+                                 "sertx: the connection was lost while COMMIT was in flight: " + last_error());
+        throw database_error(kind, state ? state : "", sql, last_error(r));
+    }
+
+    /// The adapter's own refusal, with the SQLSTATE the server would give.
+    [[noreturn]] void refuse(const char* sqlstate, const std::string& why) const {
+        throw database_error(classify_sqlstate(sqlstate, context()), sqlstate, why);
+    }
+
+    void refuse_unless_open() const {
+        switch (PQtransactionStatus(native_)) {
+            case PQTRANS_INTRANS: return;
+            case PQTRANS_INERROR:
+                refuse("25P02",
+                       "sertx: a statement in the body failed and the body caught its error; PostgreSQL had "
+                       "already aborted the transaction, so it was rolled back, not committed. Let the error "
+                       "propagate (sertx re-runs retryable ones), or run the risky part in a nested<savepoint>.");
+            case PQTRANS_IDLE:
+                refuse("25000",
+                       "sertx: the body ended the transaction itself (COMMIT or ROLLBACK); leave that to "
+                       "transact().");
+            default: refuse("08006", "sertx: the connection was lost before COMMIT was sent.");
+        }
     }
 
     std::string query_text(const char* sql) {
@@ -377,8 +387,7 @@ private:
                           full_pages = PQgetvalue(r.get(), 0, 2);
         standby_ = std::string_view(PQgetvalue(r.get(), 0, 3)) == "t";
         statement_timeout_ = std::chrono::milliseconds(std::strtoll(PQgetvalue(r.get(), 0, 4), nullptr, 10));
-        server_lock_wait_ = session_lock_wait_ = pending_lock_wait_ =
-            std::chrono::milliseconds(std::strtoll(PQgetvalue(r.get(), 0, 5), nullptr, 10));
+        lock_timeout_.opened_with(std::chrono::milliseconds(std::strtoll(PQgetvalue(r.get(), 0, 5), nullptr, 10)));
         std::string weak;
         if (fsync != "on") weak = "fsync=" + fsync + " (a crash can lose or corrupt committed data)";
         else if (sync_commit == "off")
@@ -392,7 +401,7 @@ private:
                                        "{.accept_weaker_durability = true} for data you can lose.");
             counters_->durable.store(false, std::memory_order_relaxed);
         }
-        execute("BEGIN ISOLATION LEVEL SERIALIZABLE");
+        execute(dialect::begin[0]);
         const std::string level = query_text("SHOW transaction_isolation");
         execute("ROLLBACK");
         if (level != "serializable")
@@ -405,16 +414,16 @@ private:
 
     std::unique_ptr<::soci::session> session_;
     PGconn* native_;
-    sertx::detail::counters* counters_;
+    sertx::counters* counters_;
     std::vector<std::string> notices_;
-    std::chrono::milliseconds server_lock_wait_{0};   // lock_timeout as the session opened
-    std::chrono::milliseconds session_lock_wait_{0};  // what the session has now
-    std::chrono::milliseconds pending_lock_wait_{0};  // what it has once this transaction commits
-    bool lock_wait_set_ = false;  // this transaction runs with a lock_timeout
-    std::chrono::steady_clock::time_point begun_;  // when it began, if so
+    session_lock_timeout lock_timeout_;
+    // When a transaction with a lock_timeout began; empty: it has none.
+    std::optional<std::chrono::steady_clock::time_point> lock_timeout_since_;
     std::chrono::milliseconds statement_timeout_{0};  // the session's, as it opened; 0: none
     bool broken_ = false;
     bool standby_ = false;
+    sertx::detail::effect_statements<connection> journal_{*this};
+    sertx::detail::migration_statements<connection> migrations_{*this};
     sertx::detail::session_objects objects_;  // after session_: destroyed first
 };
 
@@ -443,10 +452,9 @@ public:
 inline database open(std::string conninfo, options opts = {}) {
     if (opts.pool_size == 0) throw error("sertx: postgresql::open needs pool_size >= 1.");
     detail::config c = detail::parse_conninfo(std::move(conninfo), opts);
-    const std::string what = "PostgreSQL (" + c.description + ")";
-    database db(std::make_shared<database::pool_type>(std::move(c), opts.pool_size, opts.acquire_timeout, what));
-    db.acquire(std::chrono::steady_clock::time_point::max());
-    return db;
+    std::string what = "PostgreSQL (" + c.description + ")";
+    return sertx::detail::open_database<database>(std::move(c), opts.pool_size, opts.acquire_timeout,
+                                                  std::move(what));
 }
 
 }  // namespace sertx::postgresql

@@ -19,42 +19,29 @@
 /// - extended result codes are enabled, so BUSY_SNAPSHOT is told from BUSY;
 /// - a read-only file, a file that is not a database and a database that
 ///   cannot enter WAL are refused when opened, with the path in the message;
-/// - `:memory:` works but is not durable (`stats().durable` is false).
+/// - `:memory:` works but is not durable (`stats().durable` is false);
+/// - a policy's `lock_timeout` is ignored: SQLite has no row locks to bound,
+///   and the one wait it has, for the write lock, is bounded by
+///   `options::busy_timeout` (tests/sqlite3/open_test.cpp shows it).
 
-#include <sertx/backend.hpp>
-#include <sertx/detail/sqlite_codes.hpp>
+#include <sertx/adapter.hpp>
 #include <sertx/failure.hpp>
 #include <sertx/soci/common.hpp>
+#include <sertx/soci/detail/effect_statements.hpp>
+#include <sertx/soci/detail/migration_statements.hpp>
+#include <sertx/sqlite3/backend.hpp>
 
 #include <soci/sqlite3/soci-sqlite3.h>
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
-
-namespace sertx::sqlite3 {
-/// The backend tag of the SQLite adapter.
-struct backend {};
-}  // namespace sertx::sqlite3
-
-namespace sertx {
-/// SQLite: serializable (one writer, BEGIN IMMEDIATE), transactional DDL,
-/// savepoints; a read-only transaction reads one snapshot, which is what
-/// DEFERRABLE gives on PostgreSQL.
-template <>
-struct backend_traits<sqlite3::backend> {
-    static constexpr std::string_view name = "sqlite3";
-    static constexpr auto capabilities = boost::hana::make_map(
-        boost::hana::make_pair(boost::hana::type_c<cap::isolation>, isolation_c<isolation::serializable>),
-        boost::hana::make_pair(boost::hana::type_c<cap::transactional_ddl>, boost::hana::true_c),
-        boost::hana::make_pair(boost::hana::type_c<cap::read_only_deferrable>, boost::hana::true_c),
-        boost::hana::make_pair(boost::hana::type_c<cap::savepoints>, boost::hana::true_c));
-};
-}  // namespace sertx
 
 namespace sertx::sqlite3 {
 
@@ -125,12 +112,12 @@ inline std::string soci_connect_string(const std::string& path) {
     return "db=\"" + path + "\"";
 }
 
-class connection : public sertx::detail::soci_statements<connection> {
+class connection : public sertx::detail::soci_connection<connection> {
 public:
     using session_type = ::soci::session;
-    static constexpr sertx::detail::sql_dialect dialect = sertx::detail::sql_dialect::sqlite;
+    using dialect = sqlite3::dialect;
 
-    static std::unique_ptr<connection> open(const config& c, sertx::detail::counters& counters) {
+    static std::unique_ptr<connection> open(const config& c, sertx::counters& counters) {
         const std::string connect_string = soci_connect_string(c.path);
         std::unique_ptr<::soci::session> session;
         try {
@@ -146,21 +133,25 @@ public:
     session_type& session() noexcept { return *session_; }
     sqlite_api::sqlite3* native_handle() const noexcept { return native_; }
     sertx::detail::session_objects& objects() noexcept { return objects_; }
+    sertx::detail::effect_statements<connection>& journal() noexcept { return journal_; }
+    sertx::detail::migration_statements<connection>& migrations() noexcept { return migrations_; }
 
     bool healthy() noexcept { return sqlite_api::sqlite3_get_autocommit(native_) != 0; }
     bool reusable() const noexcept { return !broken_; }
 
-    void begin(bool writes, std::chrono::milliseconds) {
-        // Writers take the write lock up front, waiting in the busy handler,
-        // so that no transaction can fail half-way on a lock upgrade.
-        if (!writes) return run(begin_deferred_.get());
+    /// Writers queue in the process first (writer_queue), then take the
+    /// write lock with BEGIN IMMEDIATE. `start.lock_timeout` is ignored (see
+    /// the top of this file).
+    void begin(const transaction_start& start) {
+        statement& begin = begin_[static_cast<std::size_t>(start.access)];
+        if (start.access != access_mode::read_write) return run(begin.get());
         if (!writers_->enter(busy_timeout_))
-            throw database_error(failure::busy, std::to_string(sertx::detail::sqlite_busy),
+            throw database_error(failure::busy, std::to_string(result_busy),
                                  "sertx: another writer of this database in this process kept it longer than "
                                  "busy_timeout.");
         writing_ = true;
         try {
-            run(begin_immediate_.get());
+            run(begin.get());
         } catch (...) {
             leave_writers();
             throw;
@@ -211,11 +202,13 @@ public:
         } catch (const database_error& d) {
             return d.kind();
         } catch (const ::soci::sqlite3_soci_error& s) {
-            return sertx::detail::classify_sqlite_result(s.result());
+            return classify_result(s.result());
         } catch (...) {
             return failure::permanent;
         }
     }
+
+    static std::string failure_code(failure f) { return result_code_of(f); }
 
     template <class F>
     void take_notices(F&&) noexcept {}  // SQLite sends none
@@ -224,11 +217,9 @@ public:
         char* message = nullptr;
         const int rc = sqlite_api::sqlite3_exec(native_, sql, nullptr, nullptr, &message);
         if (rc == SQLITE_OK) return;
-        const int code = sqlite_api::sqlite3_extended_errcode(native_);
-        std::string why = message ? message : sqlite_api::sqlite3_errstr(code);
+        const std::string why = message ? message : sqlite_api::sqlite3_errmsg(native_);
         sqlite_api::sqlite3_free(message);
-        throw database_error(sertx::detail::classify_sqlite_result(code), std::to_string(code),
-                             std::string("sertx: ") + sql + " failed: " + why);
+        fail(sql, why);
     }
 
 private:
@@ -237,17 +228,21 @@ private:
     };
     using statement = std::unique_ptr<sqlite_api::sqlite3_stmt, statement_finalizer>;
 
+    /// The one way a failed statement is reported: the connection's extended
+    /// result code, classified by the table.
+    [[noreturn]] void fail(const std::string& what, const std::string& why) const {
+        const int code = sqlite_api::sqlite3_extended_errcode(native_);
+        throw database_error(classify_result(code), std::to_string(code), what, why);
+    }
+    [[noreturn]] void fail(const std::string& what) const { fail(what, sqlite_api::sqlite3_errmsg(native_)); }
+
     /// Transaction control is prepared once per connection: parsing BEGIN
     /// and COMMIT again in every transaction cost more than the rest of
     /// sertx's work on an in-memory database (docs/benchmarks.md).
     statement prepare(const char* sql) {
         sqlite_api::sqlite3_stmt* s = nullptr;
-        if (sqlite_api::sqlite3_prepare_v2(native_, sql, -1, &s, nullptr) != SQLITE_OK) {
-            const int code = sqlite_api::sqlite3_extended_errcode(native_);
-            throw database_error(sertx::detail::classify_sqlite_result(code), std::to_string(code),
-                                 std::string("sertx: preparing ") + sql + " failed: " +
-                                     sqlite_api::sqlite3_errmsg(native_));
-        }
+        if (sqlite_api::sqlite3_prepare_v2(native_, sql, -1, &s, nullptr) != SQLITE_OK)
+            fail(std::string("preparing ") + sql);
         return statement(s);
     }
 
@@ -256,11 +251,10 @@ private:
             sqlite_api::sqlite3_reset(s);
             return;
         }
+        const std::string why = sqlite_api::sqlite3_errmsg(native_);
         const int code = sqlite_api::sqlite3_extended_errcode(native_);
-        std::string why = sqlite_api::sqlite3_errmsg(native_);
         sqlite_api::sqlite3_reset(s);
-        throw database_error(sertx::detail::classify_sqlite_result(code), std::to_string(code),
-                             std::string("sertx: ") + sqlite_api::sqlite3_sql(s) + " failed: " + why);
+        throw database_error(classify_result(code), std::to_string(code), sqlite_api::sqlite3_sql(s), why);
     }
 
     /// A prepared SELECT left before its last row keeps its read transaction
@@ -279,26 +273,14 @@ private:
           native_(static_cast<::soci::sqlite3_session_backend*>(session_->get_backend())->conn_) {}
 
     std::string pragma_text(const char* sql) {
-        sqlite_api::sqlite3_stmt* stmt = nullptr;
-        std::string value;
-        int rc = sqlite_api::sqlite3_prepare_v2(native_, sql, -1, &stmt, nullptr);
-        if (rc == SQLITE_OK) {
-            rc = sqlite_api::sqlite3_step(stmt);
-            if (rc == SQLITE_ROW) {
-                const auto* text = sqlite_api::sqlite3_column_text(stmt, 0);
-                value = text ? reinterpret_cast<const char*>(text) : "";
-                rc = SQLITE_OK;
-            } else if (rc == SQLITE_DONE) {
-                rc = SQLITE_OK;
-            }
-        }
-        sqlite_api::sqlite3_finalize(stmt);
-        if (rc != SQLITE_OK) {
-            const int code = sqlite_api::sqlite3_extended_errcode(native_);
-            throw database_error(sertx::detail::classify_sqlite_result(code), std::to_string(code),
-                                 std::string("sertx: ") + sql + " failed: " + sqlite_api::sqlite3_errmsg(native_));
-        }
-        return value;
+        sqlite_api::sqlite3_stmt* raw = nullptr;
+        if (sqlite_api::sqlite3_prepare_v2(native_, sql, -1, &raw, nullptr) != SQLITE_OK) fail(sql);
+        const statement stmt(raw);
+        const int rc = sqlite_api::sqlite3_step(raw);
+        if (rc == SQLITE_DONE) return {};
+        if (rc != SQLITE_ROW) fail(sql);
+        const auto* text = sqlite_api::sqlite3_column_text(raw, 0);
+        return text ? reinterpret_cast<const char*>(text) : "";
     }
 
     /// Switching a new file to WAL needs a moment alone with it, and SQLite
@@ -316,16 +298,15 @@ private:
         }
     }
 
-    /// Sets each guarantee and reads it back (DESIGN §4).
-    void set_up(const config& c, sertx::detail::counters& counters) {
-        sqlite_api::sqlite3_extended_result_codes(native_, 1);
-        sqlite_api::sqlite3_busy_timeout(native_, static_cast<int>(c.opts.busy_timeout.count()));
+    /// WAL, or a clear refusal naming the file: not a database, not
+    /// writable, or (without accept_weaker_durability) no WAL.
+    void require_wal(const config& c, sertx::counters& counters) {
         const bool in_memory = c.path == ":memory:" || c.path.empty();
         std::string mode;
         try {
             mode = enter_wal(c.opts.busy_timeout);
         } catch (const database_error& e) {
-            const int primary = std::stoi(e.code()) & 0xff;
+            const int primary = static_cast<int>(std::strtol(e.code().c_str(), nullptr, 10)) & 0xff;
             if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT)
                 throw connection_error("sertx: '" + c.path +
                                        "' is not a SQLite database, or it is corrupt (" + e.what() +
@@ -350,6 +331,10 @@ private:
                                        "{.accept_weaker_durability = true}.");
             counters.durable.store(false, std::memory_order_relaxed);
         }
+    }
+
+    /// The other guarantees, each set and read back.
+    void require_settings(const config& c) {
         execute("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA read_uncommitted=0");
         if (pragma_text("PRAGMA synchronous") != "2")
             throw durability_error("sertx: SQLite database '" + c.path + "' did not accept synchronous=FULL.");
@@ -358,8 +343,16 @@ private:
         if (pragma_text("PRAGMA busy_timeout") != std::to_string(c.opts.busy_timeout.count()))
             throw error("sertx: SQLite database '" + c.path + "' did not accept busy_timeout.");
         verify_isolation();
-        begin_immediate_ = prepare("BEGIN IMMEDIATE");
-        begin_deferred_ = prepare("BEGIN DEFERRED");
+    }
+
+    /// Sets each guarantee and reads it back (DESIGN §4), then prepares
+    /// transaction control.
+    void set_up(const config& c, sertx::counters& counters) {
+        sqlite_api::sqlite3_extended_result_codes(native_, 1);
+        sqlite_api::sqlite3_busy_timeout(native_, static_cast<int>(c.opts.busy_timeout.count()));
+        require_wal(c, counters);
+        require_settings(c);
+        for (std::size_t i = 0; i < std::size(begin_); ++i) begin_[i] = prepare(dialect::begin[i]);
         commit_ = prepare("COMMIT");
         rollback_ = prepare("ROLLBACK");
         sqlite_api::sqlite3_commit_hook(native_, &connection::only_our_commit, this);
@@ -386,7 +379,9 @@ private:
     bool committing_ = false;
     // After session_, so destroyed first: SQLite does not close a connection
     // whose statements are not finalized.
-    statement begin_immediate_, begin_deferred_, commit_, rollback_;
+    statement begin_[std::size(dialect::begin)], commit_, rollback_;
+    sertx::detail::effect_statements<connection> journal_{*this};
+    sertx::detail::migration_statements<connection> migrations_{*this};
     sertx::detail::session_objects objects_;
 };
 
@@ -407,11 +402,9 @@ inline database open(std::string path, options opts = {}) {
     if (const auto nul = path.find('\0'); nul != std::string::npos)  // SQLite would open the path cut short there
         throw connection_error("sertx: SQLite path '" + path.substr(0, nul) +
                                "' is followed by a NUL byte; give the path without it.");
-    const std::string what = "SQLite database '" + path + "'";
-    database db(std::make_shared<database::pool_type>(detail::config{std::move(path), opts}, opts.pool_size,
-                                                      opts.acquire_timeout, what));
-    db.acquire(std::chrono::steady_clock::time_point::max());
-    return db;
+    std::string what = "SQLite database '" + path + "'";
+    return sertx::detail::open_database<database>(detail::config{std::move(path), opts}, opts.pool_size,
+                                                  opts.acquire_timeout, std::move(what));
 }
 
 }  // namespace sertx::sqlite3

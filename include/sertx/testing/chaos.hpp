@@ -81,13 +81,17 @@
 /// - Everything injected is counted (`injected()`); the database's own
 ///   `stats()` count the retries the failures caused.
 ///
+/// **Requirements.** `Db` is an adapter's database (adapter.hpp) whose
+/// connection also gives `failure_code(failure)` and
+/// `before_each_statement(hook)` (`sertx::chaos_adapter`).
+///
 /// **Models.** Any adapter database `Db` of this repository: `chaos<Db>` is a
 /// database for `transact`. Copies share the pool, the seed's sequence and
 /// the counters.
 
+#include <sertx/adapter.hpp>
 #include <sertx/backend.hpp>
-#include <sertx/detail/random.hpp>
-#include <sertx/detail/sqlite_codes.hpp>
+#include <sertx/backoff.hpp>
 #include <sertx/failure.hpp>
 #include <sertx/observe.hpp>
 #include <sertx/transact.hpp>
@@ -97,6 +101,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -212,25 +217,6 @@ private:
     std::atomic<std::uint64_t> draws_{0};
 };
 
-/// The database's own code for an injected failure, so that observers and
-/// logs read as for a real one.
-template <class Backend>
-std::string chaos_code(failure f) {
-    constexpr std::string_view name = backend_traits<Backend>::name;
-    if constexpr (name == "postgresql") {
-        switch (f) {
-            case failure::serialization: return "40001";
-            case failure::deadlock: return "40P01";
-            case failure::busy: return "55P03";
-            default: return "08006";
-        }
-    } else if constexpr (name == "sqlite3") {
-        return std::to_string(f == failure::serialization ? sqlite_busy_snapshot : sqlite_busy);
-    } else {
-        return {};
-    }
-}
-
 /// Which of the outcomes, whose rates are laid end to end on [0, 1), draw
 /// `u` falls on; none when it falls past them all.
 template <std::size_t N>
@@ -244,26 +230,22 @@ std::optional<std::size_t> chaos_pick(double u, const std::array<double, N>& rat
 }
 
 /// The connection a `chaos` database lends: the adapter's connection, with
-/// failures injected at its statements and at COMMIT.
-template <class Backend, class Inner>
+/// failures injected at its statements and at COMMIT. It forwards each member
+/// of the adapter contract (adapter.hpp) that `Inner` has; those sertx's own
+/// tables use (`journal()`, `migrations()`) send their SQL through the same
+/// session, so chaos reaches it there.
+template <class Inner>
 class chaos_connection {
 public:
     using session_type = typename Inner::session_type;
     using inner_type = Inner;
-    static constexpr auto dialect = Inner::dialect;
 
     chaos_connection(Inner& inner, chaos_state& state) : inner_(inner), state_(state) {
-        // SOCI calls the transformation for each statement, with its text;
-        // an exception thrown there reaches the body before the statement
-        // reaches the server.
-        inner_.session().set_query_transformation([this](const std::string& query) {
-            fail_statement();
-            return query;
-        });
+        inner_.before_each_statement([this] { fail_statement(); });
     }
     ~chaos_connection() {
-        // The session goes back to a pool the unwrapped database shares.
-        inner_.session().set_query_transformation([](const std::string& query) { return query; });
+        // The connection goes back to a pool the unwrapped database shares.
+        inner_.before_each_statement({});
     }
     chaos_connection(const chaos_connection&) = delete;
     chaos_connection& operator=(const chaos_connection&) = delete;
@@ -272,32 +254,14 @@ public:
     /// The adapter's own connection, undisturbed.
     Inner& inner() noexcept { return inner_; }
 
-    void begin(bool writes, std::chrono::milliseconds lock_wait) {
-        inner_.begin(writes, lock_wait);
-        const auto* now = active;
-        armed_ = now && now->lease == this && now->attempt <= state_.options().faulty_attempts;
-        resolvable_ = false;
+    void begin(const transaction_start& start) {
+        inner_.begin(start);
+        armed_ = start.attempt <= state_.options().faulty_attempts;
+        resolvable_ = start.commit_resolvable;
         injected_ = false;
         refused_ = false;
     }
     void verify_isolation() { inner_.verify_isolation(); }
-
-    // The idempotency key and the txid make a lost COMMIT resolvable.
-    template <class... Args, class I = Inner>
-    auto key_committed(Args&&... args) -> decltype(std::declval<I&>().key_committed(std::forward<Args>(args)...)) {
-        resolvable_ = true;
-        return inner_.key_committed(std::forward<Args>(args)...);
-    }
-    template <class... Args, class I = Inner>
-    auto record_key(Args&&... args) -> decltype(std::declval<I&>().record_key(std::forward<Args>(args)...)) {
-        resolvable_ = true;
-        return inner_.record_key(std::forward<Args>(args)...);
-    }
-    template <class... Args, class I = Inner>
-    auto current_txid(Args&&... args) -> decltype(std::declval<I&>().current_txid(std::forward<Args>(args)...)) {
-        resolvable_ = true;
-        return inner_.current_txid(std::forward<Args>(args)...);
-    }
 
     /// A statement sertx runs itself (a migration's): disturbed like the
     /// body's.
@@ -306,29 +270,22 @@ public:
         inner_.execute(sql);
     }
 
-    // The statements on sertx's own tables (effects.hpp, migrate.hpp), as
-    // the adapter has them; their SQL goes through session(), so chaos
-    // reaches it there.
-#define SERTX_CHAOS_FORWARD(name)                                                                      \
-    template <class... Args, class I = Inner>                                                          \
-    auto name(Args&&... args) -> decltype(std::declval<I&>().name(std::forward<Args>(args)...)) {     \
-        return inner_.name(std::forward<Args>(args)...);                                               \
+    auto& journal()
+        requires requires(Inner& i) { i.journal(); }
+    {
+        return inner_.journal();
     }
-    SERTX_CHAOS_FORWARD(install_exactly_once)
-    SERTX_CHAOS_FORWARD(prune_keys)
-    SERTX_CHAOS_FORWARD(schedule_effect)
-    SERTX_CHAOS_FORWARD(claim_effect)
-    SERTX_CHAOS_FORWARD(settle_effect)
-    SERTX_CHAOS_FORWARD(recover_effects)
-    SERTX_CHAOS_FORWARD(effects_in)
-    SERTX_CHAOS_FORWARD(find_effect)
-    SERTX_CHAOS_FORWARD(resolve_effect)
-    SERTX_CHAOS_FORWARD(migration_table_exists)
-    SERTX_CHAOS_FORWARD(create_migration_table)
-    SERTX_CHAOS_FORWARD(lock_migration_table)
-    SERTX_CHAOS_FORWARD(read_migrations)
-    SERTX_CHAOS_FORWARD(record_migration)
-#undef SERTX_CHAOS_FORWARD
+    auto& migrations()
+        requires requires(Inner& i) { i.migrations(); }
+    {
+        return inner_.migrations();
+    }
+    auto current_txid()
+        requires requires(Inner& i) { i.current_txid(); }
+    {
+        return inner_.current_txid();
+    }
+    static std::string failure_code(failure f) { return Inner::failure_code(f); }
 
     void commit() {
         if (!armed_) return inner_.commit();
@@ -405,7 +362,7 @@ private:
     [[noreturn]] void inject(std::array<std::atomic<std::uint64_t>, failure_kinds>& counts, failure f,
                              const char* where) {
         state_.add(counts[static_cast<std::size_t>(f)]);
-        throw database_error(f, chaos_code<Backend>(f),
+        throw database_error(f, Inner::failure_code(f),
                              std::string("sertx: chaos injected a ") + std::string(to_string(f)) + " failure " +
                                  where + " (seed " + std::to_string(state_.options().seed) + ")");
     }
@@ -430,13 +387,18 @@ class chaos {
 
 public:
     using backend = backend_of<Db>;
-    using connection_type = sertx::detail::chaos_connection<backend, typename Db::connection_type>;
+    using connection_type = sertx::detail::chaos_connection<typename Db::connection_type>;
     using session_type = typename connection_type::session_type;
 
     /// Wraps `db`; the two share the pool, so a test can check invariants
     /// through `db` while chaos runs.
     chaos(Db db, chaos_options options)
-        : db_(std::move(db)), state_(std::make_shared<sertx::detail::chaos_state>(checked(options))) {}
+        : db_(std::move(db)), state_(std::make_shared<sertx::detail::chaos_state>(checked(options))) {
+        static_assert(chaos_adapter<Db>,
+                      "sertx: testing::chaos needs the adapter's connection to give failure_code(sertx::failure) "
+                      "and before_each_statement(hook); it injects failures with the database's own codes, "
+                      "before each statement (see sertx/adapter.hpp).");
+    }
 
     /// A connection on loan from the wrapped pool, disturbed while it is lent.
     class lease {
@@ -457,7 +419,7 @@ public:
 
     /// The wrapped database's counters: the retries that the failures caused.
     sertx::stats stats() const { return db_.stats(); }
-    sertx::detail::counters& counters() noexcept { return db_.counters(); }
+    sertx::counters& counters() noexcept { return db_.counters(); }
     /// Distinct from the wrapped database's: a nested `transact` must use the
     /// same wrapper as the one around it.
     const void* identity() const noexcept { return state_.get(); }
@@ -469,14 +431,15 @@ public:
     Db& inner() noexcept { return db_; }
 
     /// Resolving a lost COMMIT asks the wrapped database, undisturbed.
-    template <class... Args, class D = Db>
-    auto key_committed_elsewhere(Args&&... args)
-        -> decltype(std::declval<D&>().key_committed_elsewhere(std::forward<Args>(args)...)) {
-        return db_.key_committed_elsewhere(std::forward<Args>(args)...);
+    auto key_committed_elsewhere(std::string_view key, std::chrono::steady_clock::time_point deadline)
+        requires keyed_adapter<Db>
+    {
+        return db_.key_committed_elsewhere(key, deadline);
     }
-    template <class... Args, class D = Db>
-    auto txid_committed(Args&&... args) -> decltype(std::declval<D&>().txid_committed(std::forward<Args>(args)...)) {
-        return db_.txid_committed(std::forward<Args>(args)...);
+    auto txid_committed(std::int64_t txid, std::chrono::steady_clock::time_point deadline)
+        requires txid_adapter<Db>
+    {
+        return db_.txid_committed(txid, deadline);
     }
 
 private:

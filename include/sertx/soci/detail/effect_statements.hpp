@@ -3,14 +3,15 @@
 /// \file
 /// The SQL of sertx's exactly-once tables on a SOCI session: the commit log
 /// of idempotency keys (`sertx_commit_log`) and the effect journal
-/// (`sertx_effect`), mixed into each adapter's connection. One text serves
-/// both dialects. Keys, payloads and results are bound parameters, stored as
+/// (`sertx_effect`): what each SOCI adapter's connection returns from
+/// `journal()` (`sertx::journal_statements`, adapter.hpp). One text serves
+/// both dialects; where they differ, the connection's `dialect` says. Keys, payloads and results are bound parameters, stored as
 /// hex text, so that any bytes (NUL included) are valid on every backend and
 /// readable in every tool; times are microseconds since 1970 (UTC), 0 for
 /// "not yet".
 
-#include <sertx/detail/sql_dialect.hpp>
-#include <sertx/effects.hpp>
+#include <sertx/detail/hex.hpp>
+#include <sertx/effect_record.hpp>
 #include <sertx/failure.hpp>
 
 #include <soci/soci.h>
@@ -26,37 +27,19 @@
 
 namespace sertx::detail {
 
-/// Lower-case hex of any bytes.
-inline std::string to_hex(std::string_view bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(bytes.size() * 2);
-    for (unsigned char c : bytes) {
-        out.push_back(digits[c >> 4]);
-        out.push_back(digits[c & 0xf]);
-    }
-    return out;
+/// The bytes of a column that `to_hex` wrote; a value that is not hex was
+/// written by something other than sertx.
+inline std::string column_bytes(std::string_view hex, const char* column) {
+    if (std::optional<std::string> bytes = from_hex(hex)) return std::move(*bytes);
+    throw error(std::string("sertx: column ") + column +
+                " of sertx_effect holds a value that is not hex; the row was changed outside sertx.");
 }
 
-/// The bytes `to_hex` encoded; a value that is not hex was written by
-/// something other than sertx.
-inline std::string from_hex(std::string_view hex, const char* column) {
-    auto nibble = [&](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
+/// `'a', 'b', 'c'`: the names of a CHECK constraint's list.
+template <std::size_t N>
+std::string quoted_list(const std::string_view (&names)[N]) {
     std::string out;
-    out.reserve(hex.size() / 2);
-    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-        const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
-        if (hi < 0 || lo < 0) break;
-        out.push_back(static_cast<char>(hi * 16 + lo));
-    }
-    if (out.size() * 2 != hex.size())
-        throw error(std::string("sertx: column ") + column +
-                    " of sertx_effect holds a value that is not hex; the row was changed outside sertx.");
+    for (const std::string_view name : names) out.append(out.empty() ? "'" : ", '").append(name).append("'");
     return out;
 }
 
@@ -65,20 +48,21 @@ inline std::int64_t unix_micros_now() {
         .count();
 }
 
-/// `Connection` provides `session()`, `execute(const char*)` and
-/// `static constexpr sql_dialect dialect`. The statements run inside a
-/// transaction the caller opened (`transact`); see `journal_connection` in
-/// effects.hpp for what each one means.
+/// `Connection` provides `session()`, `execute(const char*)` and a
+/// `dialect` (its backend's, e.g. sertx::postgresql::dialect). The
+/// statements run inside a transaction the caller opened (`transact`); see
+/// `sertx::journal_statements` in adapter.hpp for what each one means.
 template <class Connection>
 class effect_statements {
 public:
-    /// Creates the tables when missing. Concurrent installers on PostgreSQL
-    /// are queued on an advisory lock: two CREATE TABLE IF NOT EXISTS racing
-    /// can both pass the check and one then fails on the catalog.
+    explicit effect_statements(Connection& connection) noexcept : connection_(connection) {}
+
+    /// Creates the tables when missing; the effect states and tags allowed by
+    /// the CHECK constraints are the lists of effect_record.hpp.
     void install_exactly_once() {
-        if constexpr (Connection::dialect == sql_dialect::postgresql)
-            self().execute("select pg_advisory_xact_lock(8315178131570779503)");  // "sertx_eo"
-        self().execute(
+        if constexpr (Connection::dialect::serialize_install != nullptr)
+            self().execute(Connection::dialect::serialize_install);
+        self().execute((
             "create table if not exists sertx_commit_log ("
             " key text primary key,"           // the idempotency key, hex
             " attempt text not null,"          // the attempt that committed it (resolves a lost COMMIT)
@@ -87,9 +71,9 @@ public:
             "create table if not exists sertx_effect ("
             " key text primary key,"
             " operation text not null,"
-            " effect text not null check (effect in ('at_most_once', 'idempotent', 'read_only')),"
+            " effect text not null check (effect in (" + quoted_list(effect_tag_names) + ")),"
             " payload text not null,"
-            " state text not null check (state in ('pending', 'started', 'done', 'failed', 'in_doubt')),"
+            " state text not null check (state in (" + quoted_list(effect_state_names) + ")),"
             " result text not null default '',"
             " error text not null default '',"
             " attempts integer not null default 0,"
@@ -99,7 +83,8 @@ public:
             " settled_at bigint not null default 0,"
             " resolved_by text not null default '',"
             " note text not null default '');"
-            "create index if not exists sertx_effect_queue on sertx_effect (operation, state, scheduled_at)");
+            "create index if not exists sertx_effect_queue on sertx_effect (operation, state, scheduled_at)")
+                           .c_str());
     }
 
     // ---- the commit log ----
@@ -153,7 +138,8 @@ public:
                          ::soci::use(d), ::soci::use(now), ::soci::use(key))) != 1)
             throw database_error(failure::serialization, "",
                                  "sertx: another dispatcher claimed the same intent first.");  // re-run: pick again
-        return claimed_effect{from_hex(key, "key"), from_hex(payload, "payload"), static_cast<unsigned>(attempts) + 1};
+        return claimed_effect{column_bytes(key, "key"), column_bytes(payload, "payload"),
+                              static_cast<unsigned>(attempts) + 1};
     }
 
     /// Records the outcome of the claim that raised `attempts` to its value:
@@ -208,7 +194,7 @@ public:
     }
 
 private:
-    Connection& self() { return static_cast<Connection&>(*this); }
+    Connection& self() noexcept { return connection_; }
 
     /// A statement to run once: one round trip. SOCI's `prepare <<` makes a
     /// named server-side statement on PostgreSQL, which costs three (prepare,
@@ -247,12 +233,12 @@ private:
         }
         effect_record record() const {
             effect_record r;
-            r.key = from_hex(key, "key");
+            r.key = column_bytes(key, "key");
             r.operation = operation;
             r.effect = effect;
-            r.payload = from_hex(payload, "payload");
+            r.payload = column_bytes(payload, "payload");
             r.state = parse_state(state);
-            r.result = from_hex(result, "result");
+            r.result = column_bytes(result, "result");
             r.error = error;
             r.attempts = static_cast<unsigned>(attempts);
             r.dispatcher = dispatcher;
@@ -264,9 +250,7 @@ private:
             return r;
         }
         static effect_state parse_state(std::string_view s) {
-            for (effect_state e : {effect_state::pending, effect_state::started, effect_state::done,
-                                   effect_state::failed, effect_state::in_doubt})
-                if (to_string(e) == s) return e;
+            if (const std::optional<effect_state> state = parse_effect_state(s)) return *state;
             throw sertx::error("sertx: sertx_effect holds an unknown state '" + std::string(s) +
                                "'; the row was changed outside sertx.");
         }
@@ -291,6 +275,8 @@ private:
         }
         return out;
     }
+
+    Connection& connection_;
 };
 
 }  // namespace sertx::detail

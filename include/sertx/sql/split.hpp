@@ -13,13 +13,15 @@
 //   - SQLite as sqlite3_complete(): [brackets] and `backticks` quote
 //     identifiers, and CREATE TRIGGER runs to "; END ;".
 //
+// The adapters call it (their `migrations().split_script`); the core only
+// sees statements.
+//
 // One pass over the script; nothing is allocated but the result (and the
 // message of an error).
 
-#include <sertx/detail/sql_dialect.hpp>
+#include <sertx/failure.hpp>
 
 #include <cstddef>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,12 +29,16 @@
 
 namespace sertx::detail {
 
+/// The shells whose splitting rules sertx follows; each adapter names its
+/// own (`split_as` in its SQL dialect), so the core names none.
+enum class sql_dialect { postgresql, sqlite };
+
 /// Thrown by split_statements when a construct is still open at the end of
 /// the script. what() names the construct and the line it started on.
-class sql_split_error : public std::runtime_error {
+class sql_split_error : public sertx::error {
 public:
     sql_split_error(std::string_view construct, std::size_t line, std::string_view hint = {})
-        : std::runtime_error(describe(construct, line, hint)), line_(line) {}
+        : sertx::error(describe(construct, line, hint)), line_(line) {}
 
     /// The 1-based line on which the unterminated construct started.
     [[nodiscard]] std::size_t line() const noexcept { return line_; }

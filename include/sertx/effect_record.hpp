@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: BSL-1.0
+#pragma once
+/// \file
+/// The effect journal's records, as its users and its adapters see them:
+/// `effect_state`, `effect_record` and the reports of `dispatch` and
+/// `recover` (effects.hpp runs the journal; adapter.hpp says what an adapter
+/// stores).
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace sertx {
+
+/// Where an intent is in its life (docs/exactly-once.md has the diagram).
+enum class effect_state : std::uint8_t {
+    pending,   ///< recorded, not claimed yet
+    started,   ///< claimed; the operation is being called (durable before the call)
+    done,      ///< called; `result` holds what it returned
+    failed,    ///< called and threw (for at-most-once: it did not happen); `error` says why
+    in_doubt,  ///< at-most-once, outcome unknown; only `resolve()` settles it
+};
+
+/// Each state's name, as stored in the journal, in the enum's order: the one
+/// list that `to_string`, the adapters' parsing and the table's CHECK
+/// constraint are made from.
+inline constexpr std::string_view effect_state_names[] = {"pending", "started", "done", "failed", "in_doubt"};
+
+constexpr std::string_view to_string(effect_state s) noexcept {
+    const auto i = static_cast<std::size_t>(s);
+    return i < std::size(effect_state_names) ? effect_state_names[i] : "unknown";
+}
+
+/// The state named `name`; empty when it names none.
+constexpr std::optional<effect_state> parse_effect_state(std::string_view name) noexcept {
+    for (std::size_t i = 0; i < std::size(effect_state_names); ++i)
+        if (effect_state_names[i] == name) return static_cast<effect_state>(i);
+    return std::nullopt;
+}
+
+/// The names of the effect tags (operation.hpp), as stored in the journal.
+inline constexpr std::string_view effect_tag_names[] = {"at_most_once", "idempotent", "read_only"};
+
+/// One row of the journal, as an operator sees it. Times are those of the
+/// clock of the process that wrote them; empty when not reached yet.
+struct effect_record {
+    std::string key;        ///< the bytes given to `schedule`
+    std::string operation;  ///< the operation's `name`
+    std::string effect;     ///< its tag: "at_most_once", "idempotent" or "read_only"
+    std::string payload;    ///< the bytes given to `schedule`
+    effect_state state = effect_state::pending;
+    std::string result;      ///< what the operation returned (done)
+    std::string error;       ///< why it failed, or why it is in doubt
+    unsigned attempts = 0;   ///< how many times it was claimed
+    std::string dispatcher;  ///< who claimed it last (the journal's `dispatcher` name)
+    std::optional<std::chrono::system_clock::time_point> scheduled_at, started_at, settled_at;
+    std::string resolved_by;  ///< who settled it by hand (resolve)
+    std::string note;         ///< why they settled it so, or what recover() did
+};
+
+/// What one `dispatch` call did.
+struct dispatch_report {
+    std::size_t done = 0;
+    std::size_t failed = 0;
+    std::size_t in_doubt = 0;
+    /// Intents claimed (and called) by this call.
+    std::size_t claimed() const noexcept { return done + failed + in_doubt; }
+};
+
+/// What `recover()` found left `started` by a dispatcher that stopped.
+struct recover_report {
+    std::size_t requeued = 0;  ///< repeatable effects, back to pending
+    std::size_t in_doubt = 0;  ///< at-most-once effects, now in doubt
+};
+
+/// Sizes the journal accepts; longer input is refused with a `sertx::error`
+/// before anything is written.
+struct effect_limits {
+    static constexpr std::size_t max_key = 256;              ///< bytes
+    static constexpr std::size_t max_payload = 1024 * 1024;  ///< bytes
+    static constexpr std::size_t max_name = 128;             ///< operation and dispatcher names
+    static constexpr std::size_t max_text = 4096;            ///< error texts (longer ones are cut), notes
+};
+
+/// A claimed intent, as the dispatcher needs it (what an adapter's
+/// `claim_effect` returns).
+struct claimed_effect {
+    std::string key;
+    std::string payload;
+    unsigned attempts = 0;  ///< after this claim: fences the outcome to this claim
+};
+
+}  // namespace sertx

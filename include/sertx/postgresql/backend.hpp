@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: BSL-1.0
+#pragma once
+/// \file
+/// PostgreSQL's facts, whatever the client library: its backend tag and
+/// traits, the one table of its failures (SQLSTATE onto `sertx::failure`,
+/// DESIGN §5) and the SQL that sertx writes differently for it. Free of libpq
+/// and SOCI, so that any PostgreSQL adapter (sertx::postgresql on SOCI, a
+/// libpq-only one) shares them and they are tested without a server.
+
+#include <sertx/adapter.hpp>
+#include <sertx/backend.hpp>
+#include <sertx/failure.hpp>
+#include <sertx/sql/split.hpp>
+
+#include <boost/hana/bool.hpp>
+#include <boost/hana/map.hpp>
+#include <boost/hana/pair.hpp>
+#include <boost/hana/type.hpp>
+
+#include <cstddef>
+#include <string_view>
+
+namespace sertx::postgresql {
+/// The backend tag of the PostgreSQL adapter.
+struct backend {};
+}  // namespace sertx::postgresql
+
+namespace sertx {
+/// PostgreSQL: SERIALIZABLE (SSI), transactional DDL, READ ONLY DEFERRABLE,
+/// savepoints, and `txid_status` to resolve a lost COMMIT.
+template <>
+struct backend_traits<postgresql::backend> {
+    static constexpr std::string_view name = "postgresql";
+    static constexpr auto capabilities = boost::hana::make_map(
+        boost::hana::make_pair(boost::hana::type_c<cap::isolation>, isolation_c<isolation::serializable>),
+        boost::hana::make_pair(boost::hana::type_c<cap::transactional_ddl>, boost::hana::true_c),
+        boost::hana::make_pair(boost::hana::type_c<cap::read_only_deferrable>, boost::hana::true_c),
+        boost::hana::make_pair(boost::hana::type_c<cap::savepoints>, boost::hana::true_c),
+        boost::hana::make_pair(boost::hana::type_c<cap::commit_status>, boost::hana::true_c));
+};
+}  // namespace sertx
+
+namespace sertx::postgresql {
+
+/// What the connection knew when a statement failed, beside its SQLSTATE.
+struct failure_context {
+    /// The server connection was still up after the failure.
+    bool connected = true;
+    /// The failed statement was COMMIT: a connection lost then leaves the
+    /// outcome unknown.
+    bool commit_sent = false;
+    /// The transaction runs with a lock_timeout and began less than the
+    /// session's statement_timeout ago, so a cancel (57014) cannot be the
+    /// statement timeout's.
+    bool lock_timeout_may_cancel = false;
+};
+
+/// The one classification table of PostgreSQL (DESIGN §5): the SQLSTATE of a
+/// failed statement (or of a refusal of the adapter's own, such as 25006 for
+/// a write on a standby) and the connection's state, onto `sertx::failure`.
+constexpr failure classify_sqlstate(std::string_view sqlstate, failure_context context = {}) noexcept {
+    if (!context.connected) return context.commit_sent ? failure::commit_unknown : failure::connection_lost;
+    if (sqlstate == "40001") return failure::serialization;  // serialization_failure
+    if (sqlstate == "40P01") return failure::deadlock;       // deadlock_detected
+    if (sqlstate == "55P03") return failure::busy;           // lock_not_available (lock_timeout)
+    // A lock timeout that fires as the lock is granted, just before a second
+    // wait in the same statement (an UPDATE waiting for a tuple, then for its
+    // writer), loses its reason: the second wait clears it, and the server
+    // reports a cancel (57014, "due to user request"); seen under contention
+    // (docs/benchmarks.md). Retried like 55P03 when it cannot be the
+    // statement_timeout's (also 57014).
+    if (sqlstate == "57014" && context.lock_timeout_may_cancel) return failure::busy;
+    if (sqlstate == "40003") return failure::commit_unknown;  // statement_completion_unknown
+    if (sqlstate.size() == 5 && sqlstate.substr(0, 2) == "08") return failure::connection_lost;
+    // admin_shutdown, crash_shutdown, cannot_connect_now: the session is gone
+    if (sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03") return failure::connection_lost;
+    return failure::permanent;  // 23xxx, 42xxx, 22xxx, 25xxx, ...: the body decides
+}
+
+/// PostgreSQL's own SQLSTATE for a failure (the chaos injector's, so that
+/// observers and logs read as for a real one).
+inline constexpr std::string_view sqlstate_of(failure f) noexcept {
+    switch (f) {
+        case failure::serialization: return "40001";
+        case failure::deadlock: return "40P01";
+        case failure::busy: return "55P03";
+        case failure::permanent: return "XX000";
+        case failure::connection_lost:
+        case failure::commit_unknown: break;  // both are a lost connection to the client
+    }
+    return "08006";
+}
+
+/// The SQL that sertx writes for PostgreSQL where it differs from SQLite's.
+struct dialect {
+    /// BEGIN by `access_mode`: each transaction names SERIALIZABLE itself, so
+    /// that a server default of READ COMMITTED cannot weaken it.
+    static constexpr const char* begin[] = {"BEGIN ISOLATION LEVEL SERIALIZABLE",
+                                            "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY",
+                                            "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE"};
+    /// Two concurrent CREATE TABLE IF NOT EXISTS can both miss the table and
+    /// one then fails on the catalog's unique index: creators of sertx's
+    /// tables queue on an advisory lock first (the keys spell "sertx_eo" and
+    /// "sertx_mg").
+    static constexpr const char* serialize_install = "select pg_advisory_xact_lock(8315178131570779503)";
+    static constexpr const char* serialize_migration_table = "select pg_advisory_xact_lock(8315178131570781543)";
+    /// A catalog lookup, so it sees the latest committed table even inside an
+    /// older snapshot.
+    static constexpr const char* migration_table_exists =
+        "select case when to_regclass('sertx_schema') is null then 0 else 1 end";
+    /// The first statement of every migration transaction. LOCK TABLE is one
+    /// of the few statements that take no snapshot, so the transaction's
+    /// snapshot is taken after the wait and shows what the other migrator
+    /// committed; `SELECT pg_advisory_xact_lock(...)` here would take it before
+    /// the wait, and the loser would apply the winner's migration again.
+    /// EXCLUSIVE lets status readers (ACCESS SHARE) through.
+    static constexpr const char* lock_migration_table = "LOCK TABLE sertx_schema IN EXCLUSIVE MODE";
+    /// Scripts split as psql splits them.
+    static constexpr sertx::detail::sql_dialect split_as = sertx::detail::sql_dialect::postgresql;
+};
+
+}  // namespace sertx::postgresql

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: BSL-1.0
+#pragma once
+/// \file
+/// SQLite's facts, whatever the client library: its backend tag and traits,
+/// the one table of its failures (result codes onto `sertx::failure`, DESIGN
+/// §5) and the SQL that sertx writes differently for it. Numbers rather than
+/// SQLITE_* macros, so that no sqlite3.h is needed here; they are fixed by
+/// SQLite's stable ABI.
+
+#include <sertx/adapter.hpp>
+#include <sertx/backend.hpp>
+#include <sertx/failure.hpp>
+#include <sertx/sql/split.hpp>
+
+#include <boost/hana/bool.hpp>
+#include <boost/hana/map.hpp>
+#include <boost/hana/pair.hpp>
+#include <boost/hana/type.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace sertx::sqlite3 {
+/// The backend tag of the SQLite adapter.
+struct backend {};
+}  // namespace sertx::sqlite3
+
+namespace sertx {
+/// SQLite: serializable (one writer, BEGIN IMMEDIATE), transactional DDL,
+/// savepoints; a read-only transaction reads one snapshot, which is what
+/// DEFERRABLE gives on PostgreSQL.
+template <>
+struct backend_traits<sqlite3::backend> {
+    static constexpr std::string_view name = "sqlite3";
+    static constexpr auto capabilities = boost::hana::make_map(
+        boost::hana::make_pair(boost::hana::type_c<cap::isolation>, isolation_c<isolation::serializable>),
+        boost::hana::make_pair(boost::hana::type_c<cap::transactional_ddl>, boost::hana::true_c),
+        boost::hana::make_pair(boost::hana::type_c<cap::read_only_deferrable>, boost::hana::true_c),
+        boost::hana::make_pair(boost::hana::type_c<cap::savepoints>, boost::hana::true_c));
+};
+}  // namespace sertx
+
+namespace sertx::sqlite3 {
+
+inline constexpr int result_busy = 5;
+inline constexpr int result_locked = 6;
+inline constexpr int result_busy_snapshot = result_busy | (2 << 8);
+
+/// The one classification table of SQLite (DESIGN §5): an extended result
+/// code onto `sertx::failure`.
+constexpr failure classify_result(int extended_code) noexcept {
+    // A deferred transaction that read an old snapshot cannot upgrade to a
+    // writer: the whole body must be re-run on a new snapshot.
+    if (extended_code == result_busy_snapshot) return failure::serialization;
+    const int primary = extended_code & 0xff;
+    // Reaching the caller means busy_timeout already expired.
+    if (primary == result_busy || primary == result_locked) return failure::busy;
+    return failure::permanent;
+}
+
+/// SQLite's own result code for a failure (the chaos injector's).
+inline std::string result_code_of(failure f) {
+    return std::to_string(f == failure::serialization ? result_busy_snapshot : result_busy);
+}
+
+/// The SQL that sertx writes for SQLite where it differs from PostgreSQL's.
+struct dialect {
+    /// BEGIN by `access_mode`: writers take the write lock up front, waiting
+    /// in the busy handler, so that no transaction fails half-way on a lock
+    /// upgrade (SQLITE_BUSY_SNAPSHOT); readers read one WAL snapshot.
+    static constexpr const char* begin[] = {"BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN DEFERRED"};
+    /// BEGIN IMMEDIATE has already serialized creators and migrators.
+    static constexpr const char* serialize_install = nullptr;
+    static constexpr const char* serialize_migration_table = nullptr;
+    static constexpr const char* migration_table_exists =
+        "select count(*) from sqlite_master where type = 'table' and name = 'sertx_schema'";
+    static constexpr const char* lock_migration_table = nullptr;
+    /// Scripts split as the sqlite3 shell (sqlite3_complete) splits them.
+    static constexpr sertx::detail::sql_dialect split_as = sertx::detail::sql_dialect::sqlite;
+};
+
+}  // namespace sertx::sqlite3
