@@ -60,6 +60,7 @@
 
 #include <sertx/backend.hpp>
 #include <sertx/adapter.hpp>
+#include <sertx/detail/hex.hpp>
 #include <sertx/failure.hpp>
 #include <sertx/policy.hpp>
 #include <sertx/transact.hpp>
@@ -139,11 +140,11 @@ private:
     std::uint64_t hash_ = 14695981039346656037ull;
 };
 
+/// 16 hex digits, most significant first.
 inline std::string hex64(std::uint64_t v) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out(16, '0');
-    for (int i = 15; i >= 0; --i, v >>= 4) out[static_cast<std::size_t>(i)] = digits[v & 0xf];
-    return out;
+    char bytes[8];
+    for (int i = 7; i >= 0; --i, v >>= 8) bytes[i] = static_cast<char>(v & 0xff);
+    return to_hex(std::string_view(bytes, sizeof bytes));
 }
 
 /// The checksum of a migration's statements; see "Checksum" above.

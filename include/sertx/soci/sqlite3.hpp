@@ -146,9 +146,8 @@ public:
         statement& begin = begin_[static_cast<std::size_t>(start.access)];
         if (start.access != access_mode::read_write) return run(begin.get());
         if (!writers_->enter(busy_timeout_))
-            throw database_error(failure::busy, std::to_string(result_busy),
-                                 "sertx: another writer of this database in this process kept it longer than "
-                                 "busy_timeout.");
+            refuse(result_busy,
+                   "sertx: another writer of this database in this process kept it longer than busy_timeout.");
         writing_ = true;
         try {
             run(begin.get());
@@ -166,9 +165,9 @@ public:
 
     void commit() {
         if (sqlite_api::sqlite3_get_autocommit(native_) != 0)
-            throw database_error(failure::permanent, "SQLITE_ABORT",
-                                 "sertx: the transaction had already been rolled back inside the body (a failed "
-                                 "statement SQLite undoes whole, or a ROLLBACK), so it was not committed.");
+            refuse(SQLITE_ABORT,
+                   "sertx: the transaction had already been rolled back inside the body (a failed statement "
+                   "SQLite undoes whole, or a ROLLBACK), so it was not committed.");
         finish_statements();
         committing_ = true;
         struct done {
@@ -228,13 +227,20 @@ private:
     };
     using statement = std::unique_ptr<sqlite_api::sqlite3_stmt, statement_finalizer>;
 
-    /// The one way a failed statement is reported: the connection's extended
-    /// result code, classified by the table.
-    [[noreturn]] void fail(const std::string& what, const std::string& why) const {
-        const int code = sqlite_api::sqlite3_extended_errcode(native_);
+    /// The one way a failed statement is reported: its extended result code
+    /// (the connection's latest, unless given), classified by the table.
+    [[noreturn]] void fail(const std::string& what, const std::string& why, int code) const {
         throw database_error(classify_result(code), std::to_string(code), what, why);
     }
+    [[noreturn]] void fail(const std::string& what, const std::string& why) const {
+        fail(what, why, sqlite_api::sqlite3_extended_errcode(native_));
+    }
     [[noreturn]] void fail(const std::string& what) const { fail(what, sqlite_api::sqlite3_errmsg(native_)); }
+
+    /// The adapter's own refusal, with the result code SQLite would give.
+    [[noreturn]] static void refuse(int code, const std::string& why) {
+        throw database_error(classify_result(code), std::to_string(code), why);
+    }
 
     /// Transaction control is prepared once per connection: parsing BEGIN
     /// and COMMIT again in every transaction cost more than the rest of
@@ -253,8 +259,8 @@ private:
         }
         const std::string why = sqlite_api::sqlite3_errmsg(native_);
         const int code = sqlite_api::sqlite3_extended_errcode(native_);
-        sqlite_api::sqlite3_reset(s);
-        throw database_error(classify_result(code), std::to_string(code), sqlite_api::sqlite3_sql(s), why);
+        sqlite_api::sqlite3_reset(s);  // after reading the error: reset may change it
+        fail(sqlite_api::sqlite3_sql(s), why, code);
     }
 
     /// A prepared SELECT left before its last row keeps its read transaction
