@@ -4,7 +4,8 @@
 /// Backoff strategies: how long to wait before re-running a body after a
 /// retryable failure. Each is a policy option; times are microseconds.
 ///
-/// A strategy is a default-constructible type with
+/// A strategy is a default-constructible type with `using sertx_option =
+/// sertx::backoff_option;` and
 /// `std::chrono::microseconds delay(unsigned retry, sertx::jitter_rng&)`,
 /// where `retry` is 1 before the second attempt, 2 before the third, and so
 /// on. One object lives for one `transact` call, so a strategy may keep state.
@@ -45,6 +46,10 @@ namespace detail::option {
 struct backoff {};
 }  // namespace detail::option
 
+/// What a backoff strategy declares as `using sertx_option = ...;`, so that
+/// `policy<...>` takes it as the backoff option (one per policy).
+using backoff_option = detail::option::backoff;
+
 namespace detail {
 /// min(cap, base * 2^(retry-1)) without overflow.
 constexpr std::uint64_t capped_exponential(std::uint64_t base, std::uint64_t cap, unsigned retry) noexcept {
@@ -57,7 +62,7 @@ constexpr std::uint64_t capped_exponential(std::uint64_t base, std::uint64_t cap
 /// Re-run at once. Right for SQLite, whose BEGIN IMMEDIATE already waits in
 /// the busy handler, and for tests.
 struct no_backoff {
-    using sertx_option = detail::option::backoff;
+    using sertx_option = backoff_option;
     std::chrono::microseconds delay(unsigned, jitter_rng&) const noexcept { return {}; }
 };
 
@@ -66,7 +71,7 @@ struct no_backoff {
 template <std::uint64_t Base, std::uint64_t Cap>
 struct exponential {
     static_assert(Base > 0 && Base <= Cap, "sertx: exponential<Base, Cap> needs 0 < Base <= Cap (microseconds).");
-    using sertx_option = detail::option::backoff;
+    using sertx_option = backoff_option;
     std::chrono::microseconds delay(unsigned retry, jitter_rng&) const noexcept {
         return std::chrono::microseconds(detail::capped_exponential(Base, Cap, retry));
     }
@@ -76,7 +81,7 @@ struct exponential {
 template <std::uint64_t Base, std::uint64_t Cap>
 struct full_jitter {
     static_assert(Base > 0 && Base <= Cap, "sertx: full_jitter<Base, Cap> needs 0 < Base <= Cap (microseconds).");
-    using sertx_option = detail::option::backoff;
+    using sertx_option = backoff_option;
     std::chrono::microseconds delay(unsigned retry, jitter_rng& rng) const noexcept {
         return std::chrono::microseconds(rng.between(0, detail::capped_exponential(Base, Cap, retry)));
     }
@@ -88,7 +93,7 @@ struct full_jitter {
 template <std::uint64_t Base, std::uint64_t Cap>
 struct equal_jitter {
     static_assert(Base > 0 && Base <= Cap, "sertx: equal_jitter<Base, Cap> needs 0 < Base <= Cap (microseconds).");
-    using sertx_option = detail::option::backoff;
+    using sertx_option = backoff_option;
     std::chrono::microseconds delay(unsigned retry, jitter_rng& rng) const noexcept {
         const std::uint64_t d = detail::capped_exponential(Base, Cap, retry);
         return std::chrono::microseconds(rng.between(d - d / 2, d));
@@ -101,7 +106,7 @@ template <std::uint64_t Base, std::uint64_t Cap>
 struct decorrelated_jitter {
     static_assert(Base > 0 && Base <= Cap,
                   "sertx: decorrelated_jitter<Base, Cap> needs 0 < Base <= Cap (microseconds).");
-    using sertx_option = detail::option::backoff;
+    using sertx_option = backoff_option;
     std::chrono::microseconds delay(unsigned, jitter_rng& rng) noexcept {
         const std::uint64_t drawn = rng.between(Base, previous_ * 3);
         previous_ = drawn < Cap ? drawn : Cap;
