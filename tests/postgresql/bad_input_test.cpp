@@ -7,6 +7,7 @@
 #include "support/catch.hpp"
 #include "support/databases.hpp"
 #include "support/pg_server.hpp"
+#include "support/wait.hpp"
 
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
@@ -190,8 +191,10 @@ TEST_CASE("a server with fsync or full_page_writes off is refused with durabilit
     pg_admin_exec(server.conninfo(), "alter system set fsync = on");
     pg_admin_exec(server.conninfo(), "alter system set full_page_writes = off");
     pg_admin_exec(server.conninfo(), "select pg_reload_conf()");
-    while (sertx::test::pg_admin_value(server.conninfo(), "show full_page_writes") != "off")  // the reload is asynchronous
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // The reload is asynchronous: wait, bounded, until the server shows it.
+    REQUIRE(sertx::test::wait_until(
+        [&] { return sertx::test::pg_admin_value(server.conninfo(), "show full_page_writes") == "off"; },
+        std::chrono::seconds(30), std::chrono::milliseconds(20)));
     try {
         sertx::postgresql::open(server.conninfo());
         FAIL("full_page_writes=off was accepted");
