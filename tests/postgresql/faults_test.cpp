@@ -3,9 +3,10 @@
 // immediate) under the test's own server, a network that cuts, stalls and
 // drops COMMITs (tests/support/fault_proxy.hpp), too few server connections,
 // a transaction sitting on locks, a statement timeout; the soak is in
-// faults_soak_test.cpp. Each checks every answer a worker got against the books (keyed_bank.hpp):
-// acknowledged transfers present exactly once, failed ones absent, money
-// conserved, commit_unknown only where nothing could resolve it.
+// faults_soak_test.cpp. Each checks every answer a worker got against the
+// books (keyed_bank.hpp): acknowledged transfers present exactly once, failed
+// ones absent, money conserved, commit_unknown only where nothing could
+// resolve it. The tests wait for events (support/wait.hpp), not for times.
 #include "support/catch.hpp"
 #include "support/databases.hpp"
 #include "support/fault_proxy.hpp"
