@@ -7,6 +7,7 @@
 #include "support/catch.hpp"
 #include "support/databases.hpp"
 #include "support/pg_server.hpp"
+#include "support/wait.hpp"
 
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
@@ -17,7 +18,6 @@
 #include <thread>
 #include <vector>
 
-namespace cases = sertx::test::bad_input_cases;
 using sertx::test::pg_admin_exec;
 
 namespace {
@@ -46,6 +46,12 @@ std::string open_error(const std::string& conninfo) {
     FAIL("sertx::postgresql::open(\"" << conninfo << "\") did not throw connection_error");
     return {};
 }
+
+/// A fresh, empty PostgreSQL database, as support/bad_input_cases.hpp uses it.
+struct PostgreSQL : sertx::test::postgresql_backend {
+    sertx::test::pg_database pg;
+    sertx::postgresql::database db = sertx::postgresql::open(pg.conninfo());
+};
 
 }  // namespace
 
@@ -125,34 +131,7 @@ TEST_CASE("a wrong password is a connection_error that shows neither password, a
           }) == 1);
 }
 
-TEST_CASE("idempotency keys with quotes, NUL bytes and SQL are bound, stored as given and told apart",
-          "[postgresql][bad_input]") {
-    SERTX_REQUIRE_PG(pg);
-    auto db = sertx::postgresql::open(pg.conninfo());
-    cases::keys_are_bound_stored_as_given_and_told_apart(db);
-}
-
-TEST_CASE("an idempotency key longer than the limit, or empty, is refused before anything runs",
-          "[postgresql][bad_input]") {
-    SERTX_REQUIRE_PG(pg);
-    auto db = sertx::postgresql::open(pg.conninfo());
-    cases::key_over_the_limit_is_refused_before_the_body(db);
-    bool ran = false;
-    CHECK_THROWS_AS(sertx::transact(db, sertx::idempotency_key{""}, [&](auto&) { ran = true; }), sertx::error);
-    CHECK_FALSE(ran);
-}
-
-TEST_CASE("migration names with quotes, SQL and great length are stored as given", "[postgresql][bad_input]") {
-    SERTX_REQUIRE_PG(pg);
-    auto db = sertx::postgresql::open(pg.conninfo());
-    cases::migration_names_are_stored_as_given(db);
-}
-
-TEST_CASE("a migration whose name or SQL holds a NUL byte is refused, not cut short", "[postgresql][bad_input]") {
-    SERTX_REQUIRE_PG(pg);
-    auto db = sertx::postgresql::open(pg.conninfo());
-    cases::migration_with_a_nul_byte_is_refused(db);
-}
+SERTX_BAD_INPUT_CASES(PostgreSQL, "[postgresql]")
 
 TEST_CASE("a database with synchronous_commit off is refused with durability_error", "[postgresql][bad_input]") {
     SERTX_REQUIRE_PG(pg);
@@ -190,8 +169,10 @@ TEST_CASE("a server with fsync or full_page_writes off is refused with durabilit
     pg_admin_exec(server.conninfo(), "alter system set fsync = on");
     pg_admin_exec(server.conninfo(), "alter system set full_page_writes = off");
     pg_admin_exec(server.conninfo(), "select pg_reload_conf()");
-    while (sertx::test::pg_admin_value(server.conninfo(), "show full_page_writes") != "off")  // the reload is asynchronous
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // The reload is asynchronous: wait, bounded, until the server shows it.
+    REQUIRE(sertx::test::wait_until(
+        [&] { return sertx::test::pg_admin_value(server.conninfo(), "show full_page_writes") == "off"; },
+        std::chrono::seconds(30), std::chrono::milliseconds(20)));
     try {
         sertx::postgresql::open(server.conninfo());
         FAIL("full_page_writes=off was accepted");

@@ -14,7 +14,6 @@
 
 #include <set>
 
-namespace cases = sertx::test::chaos_cases;
 namespace keyed_bank = sertx::test::keyed_bank;
 namespace workloads = sertx::test::chaos_workloads;
 using sertx::failure;
@@ -26,33 +25,25 @@ sertx::postgresql::database bank_on(const sertx::test::pg_database& pg) {
     keyed_bank::open(db, small);
     return db;
 }
+
+/// PostgreSQL as support/chaos_cases.hpp uses it: a fresh database, and the
+/// failures PostgreSQL has (deadlocks, not SQLite's busy).
+struct PostgreSQL : sertx::test::postgresql_backend {
+    static constexpr bool lost_commit_discards_session = true;
+    static sertx::testing::chaos_options counting_failures() {
+        return {.seed = 7, .at_commit = {.serialization = 0.1, .deadlock = 0.05}};
+    }
+    static sertx::testing::chaos_options swallowed_failure() {
+        return {.at_statement = {.deadlock = 1.0}, .faulty_attempts = 1};
+    }
+    sertx::postgresql::database bank() const { return bank_on(pg); }
+    sertx::postgresql::database empty() const { return sertx::postgresql::open(pg.conninfo()); }
+
+    sertx::test::pg_database pg;
+};
 }  // namespace
 
-TEST_CASE("chaos makes a body that counts in a captured variable count transfers that never committed",
-          "[postgresql][chaos]") {
-    SERTX_REQUIRE_PG(pg);
-    auto real = bank_on(pg);
-    sertx::testing::chaos db(real, {.seed = 7, .at_commit = {.serialization = 0.1, .deadlock = 0.05}});
-    cases::captured_count_exceeds_the_commits(db);
-}
-
-TEST_CASE("the same count kept in after_commit matches the committed transfers exactly under chaos",
-          "[postgresql][chaos]") {
-    SERTX_REQUIRE_PG(pg);
-    auto real = bank_on(pg);
-    sertx::testing::chaos db(real, workloads::everywhere(7));
-    cases::after_commit_count_matches_the_commits(db);
-}
-
-TEST_CASE("keyed transfers on several threads under chaos keep every invariant, lost commits included",
-          "[postgresql][chaos][concurrency]") {
-    SERTX_REQUIRE_PG(pg);
-    auto real = bank_on(pg);
-    sertx::testing::chaos db(real, workloads::everywhere(2024));
-    const auto injected = cases::keyed_writers_keep_every_invariant("PostgreSQL", db);
-    // A lost connection or COMMIT discards the session, as a real loss does.
-    CHECK(real.stats().sessions_discarded >= injected.injected_at_commit(failure::commit_unknown));
-}
+SERTX_CHAOS_CASES(PostgreSQL, "[postgresql]")
 
 TEST_CASE("a lost commit is resolved by txid: an applied one is not run again, a rolled-back one is",
           "[postgresql][chaos]") {
@@ -97,18 +88,3 @@ TEST_CASE("a lost commit without a key or txid reaches the caller as commit_unkn
     CHECK(real.stats().commit_unknown == 10);
 }
 
-TEST_CASE("a body that swallows an injected failure is refused at its next statement, not committed",
-          "[postgresql][chaos]") {
-    SERTX_REQUIRE_PG(pg);
-    auto real = bank_on(pg);
-    sertx::testing::chaos db(real, {.at_statement = {.deadlock = 1.0}, .faulty_attempts = 1});
-    cases::swallowed_failure_is_refused(db);
-}
-
-TEST_CASE("migrations and the effect journal under chaos apply each migration once and call each effect once",
-          "[postgresql][chaos]") {
-    SERTX_REQUIRE_PG(pg);
-    auto real = sertx::postgresql::open(pg.conninfo());
-    sertx::testing::chaos db(real, workloads::everywhere(5));
-    cases::machinery_runs_each_step_once(db);
-}

@@ -8,28 +8,21 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
 
-using namespace sertx::test;
+#include <string>
 
-TEST_CASE("a dispatcher killed at each step leaves PostgreSQL effects settled or in doubt, never called twice",
-          "[postgresql][effects][crash]") {
-    SERTX_REQUIRE_PG(pg);
-    temp_dir dir;
-    auto db = sertx::postgresql::open(pg.conninfo());
-    crash_at_every_step(db, "postgresql", pg.conninfo(), dir.file("calls.log"));
-}
+namespace {
 
-TEST_CASE("two dispatcher processes call each of 1000 effects once on PostgreSQL",
-          "[postgresql][effects][crash][concurrency]") {
-    SERTX_REQUIRE_PG(pg);
-    temp_dir dir;
-    auto db = sertx::postgresql::open(pg.conninfo());
-    two_processes_call_each_once(db, "postgresql", pg.conninfo(), dir.file("calls.log"), 1000);
-}
+/// A fresh PostgreSQL database the children open by its connection string.
+struct PostgreSQL : sertx::test::postgresql_backend {
+    static constexpr const char* child_backend = "postgresql";
+    std::string target() const { return pg.conninfo(); }
+    sertx::postgresql::database open() const { return sertx::postgresql::open(target()); }
+    std::string file(const std::string& name) const { return dir.file(name); }
 
-TEST_CASE("dispatcher processes killed at random moments never call an effect twice on PostgreSQL",
-          "[postgresql][effects][crash][concurrency]") {
-    SERTX_REQUIRE_PG(pg);
-    temp_dir dir;
-    auto db = sertx::postgresql::open(pg.conninfo());
-    random_kills_keep_at_most_once(db, "postgresql", pg.conninfo(), dir.file("calls.log"), 300, 20, 20240601);
-}
+    sertx::test::pg_database pg;
+    sertx::test::temp_dir dir;
+};
+
+}  // namespace
+
+SERTX_EFFECTS_CRASH_CASES(PostgreSQL, "[postgresql]")

@@ -8,91 +8,25 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
 
-#define SERTX_PG_DB(var)  \
-    SERTX_REQUIRE_PG(pg); \
-    auto var = sertx::postgresql::open(pg.conninfo(), {.pool_size = 8})
+namespace {
+
+/// A fresh PostgreSQL database, as support/exactly_once.hpp uses it.
+struct PostgreSQL : sertx::test::postgresql_backend {
+    sertx::test::pg_database pg;
+    sertx::postgresql::database db = sertx::postgresql::open(pg.conninfo(), {.pool_size = 8});
+};
+
+}  // namespace
 
 using namespace sertx::test;
 
-TEST_CASE("install creates sertx's tables on PostgreSQL and may be called again", "[postgresql][exactly_once]") {
-    SERTX_PG_DB(db);
-    install_twice(db);
-}
-
-TEST_CASE("concurrent installs on PostgreSQL all succeed", "[postgresql][exactly_once][concurrency]") {
-    SERTX_PG_DB(db);
-    concurrent_installs(db);
-}
-
-TEST_CASE("a keyed body commits once on PostgreSQL and a repeat returns empty", "[postgresql][exactly_once]") {
-    SERTX_PG_DB(db);
-    keyed_body_commits_once(db);
-}
-
-TEST_CASE("a keyed body that throws leaves its key free on PostgreSQL", "[postgresql][exactly_once]") {
-    SERTX_PG_DB(db);
-    keyed_body_that_throws_leaves_no_key(db);
-}
-
-TEST_CASE("idempotency keys are any bytes up to the limit on PostgreSQL", "[postgresql][exactly_once]") {
-    SERTX_PG_DB(db);
-    keys_are_any_bytes_within_a_limit(db);
-}
-
-TEST_CASE("the same key from 8 threads at once applies once on PostgreSQL", "[postgresql][exactly_once][concurrency]") {
-    SERTX_PG_DB(db);
-    same_key_from_eight_threads(db, 25);
-}
-
-TEST_CASE("prune_commit_log forgets only keys older than the age on PostgreSQL", "[postgresql][exactly_once]") {
-    SERTX_PG_DB(db);
-    prune_forgets_old_keys_only(db);
-}
-
-TEST_CASE("an intent exists only if its transaction committed on PostgreSQL", "[postgresql][effects]") {
-    SERTX_PG_DB(db);
-    schedule_commits_with_the_transaction(db);
-}
-
-TEST_CASE("dispatch records done, failed and in-doubt outcomes on PostgreSQL", "[postgresql][effects]") {
-    SERTX_PG_DB(db);
-    dispatch_records_each_outcome(db);
-}
-
-TEST_CASE("dispatch runs the oldest intents up to its limit on PostgreSQL", "[postgresql][effects]") {
-    SERTX_PG_DB(db);
-    dispatch_stops_at_its_limit_oldest_first(db);
-}
-
-TEST_CASE("effect keys, payloads and results are any bytes up to the limit on PostgreSQL", "[postgresql][effects]") {
-    SERTX_PG_DB(db);
-    payloads_and_results_are_any_bytes_within_a_limit(db);
-}
-
-TEST_CASE("recover puts started at-most-once effects in doubt and re-runs idempotent ones on PostgreSQL",
-          "[postgresql][effects]") {
-    SERTX_PG_DB(db);
-    recover_after_a_stop_at_each_point(db);
-}
-
-TEST_CASE("recover leaves rows of other dispatchers alone on PostgreSQL", "[postgresql][effects]") {
-    SERTX_PG_DB(db);
-    recover_leaves_other_dispatchers_rows(db);
-}
-
-TEST_CASE("resolve settles only in-doubt effects and records who and why on PostgreSQL", "[postgresql][effects]") {
-    SERTX_PG_DB(db);
-    resolve_settles_only_what_is_in_doubt(db);
-}
-
-TEST_CASE("four dispatcher threads call each of 400 effects once on PostgreSQL", "[postgresql][effects][concurrency]") {
-    SERTX_PG_DB(db);
-    concurrent_dispatchers_call_each_once(db, 4, 400);
-}
+SERTX_EXACTLY_ONCE_CASES(PostgreSQL, "[postgresql]")
 
 TEST_CASE("keyed calls that all read their key as absent commit once, and the others are re-run and return empty",
           "[postgresql][exactly_once][concurrency]") {
-    SERTX_PG_DB(db);
+    SERTX_REQUIRE_BACKEND(PostgreSQL);
+    PostgreSQL fixture;
+    auto& db = fixture.db;
     sertx::install(db);
     exec(db, "create table applied (round integer not null, thread integer not null)");
     constexpr int threads = 8;

@@ -83,15 +83,18 @@ private:
 };
 
 /// The database of open_with_table, as support/failure_cases.hpp uses it.
-struct item_table {
+struct PostgreSQL : sertx::test::postgresql_backend {
     using soci_error = soci::postgresql_soci_error;
     static constexpr const char* unique_violation = "23505";
     static std::string code_of(const soci_error& e) { return e.sqlstate(); }
     static sertx::database_error retried_failure() { return provoked_conflict(); }
 
-    const sertx::test::pg_database& pg;
-    sertx::postgresql::database db = open_with_table(pg);
+    PostgreSQL() : db(open_with_table(pg)) {}
+    explicit PostgreSQL(std::size_t pool_size) : db(open_with_table(pg, {.pool_size = pool_size})) {}
     long long items(const std::string& where = "true") const { return ::items(pg, where); }
+
+    sertx::test::pg_database pg;
+    sertx::postgresql::database db;
 };
 
 }  // namespace
@@ -123,16 +126,7 @@ TEST_CASE("a failed statement the body swallows fails the transaction: nothing o
     CHECK(db.stats().commits == commits);
 }
 
-TEST_CASE("a unique violation propagates as SOCI's own error, after rollback, without a retry", "[postgresql][failure]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::unique_violation_propagates_without_retry(item_table{pg});
-}
-
-TEST_CASE("an exception of the body's own propagates unchanged, after rollback, without a retry",
-          "[postgresql][failure]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::own_exception_propagates_without_retry(item_table{pg});
-}
+SERTX_FAILURE_CASES(PostgreSQL, "[postgresql]")
 
 TEST_CASE("a session terminated in the middle of a body is discarded and the body re-run on a fresh one",
           "[postgresql][failure]") {
@@ -254,22 +248,6 @@ TEST_CASE("a real serialization failure from PostgreSQL, when the budget is spen
         }
     }
     CHECK(items(pg, "note = 'v0++'") == 1);
-}
-
-TEST_CASE("after_commit actions run once, after the commit, and never for an attempt that rolled back",
-          "[postgresql][failure]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::after_commit_runs_once_after_the_commit(item_table{pg});
-}
-
-TEST_CASE("a transact inside another on the same thread is refused with sertx::error", "[postgresql][failure]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::transact_inside_another_is_refused(item_table{pg});
-}
-
-TEST_CASE("a nested transact with nested<savepoint> that fails rolls back only its own part", "[postgresql][failure]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::failed_savepoint_rolls_back_only_its_part(item_table{pg});
 }
 
 TEST_CASE("server notices reach the observers and the counters, not stderr", "[postgresql][failure]") {

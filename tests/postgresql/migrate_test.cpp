@@ -16,9 +16,13 @@ using sertx::test::has_text;
 namespace {
 
 /// The test's database, as support/migrate_cases.hpp looks at it.
-struct on_postgresql {
+struct PostgreSQL : sertx::test::postgresql_backend {
     static constexpr sertx::detail::sql_dialect dialect = sertx::detail::sql_dialect::postgresql;
-    const sertx::test::pg_database& pg;
+    static void names_missing_table(const std::string& what, const sertx::database_error& cause) {
+        CHECK_THAT(what, has_text("relation \"missing_table\" does not exist"));
+        CHECK(cause.code() == "42P01");
+    }
+    sertx::test::pg_database pg;
 
     auto open(std::size_t pool_size) const { return sertx::postgresql::open(pg.conninfo(), {.pool_size = pool_size}); }
     std::string value(const std::string& sql) const { return sertx::test::pg_admin_value(pg.conninfo(), sql); }
@@ -55,50 +59,11 @@ struct on_postgresql {
 
 }  // namespace
 
-TEST_CASE("migrate applies each migration once with its version row, then nothing", "[postgresql][migrate]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::migrate_applies_each_once_then_nothing(on_postgresql{pg});
-}
-
-TEST_CASE("migration_status reports applied and pending migrations", "[postgresql][migrate]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::migration_status_reports_applied_and_pending(on_postgresql{pg});
-}
-
-TEST_CASE("the dry run reports what would be applied and changes nothing", "[postgresql][migrate]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::dry_run_reports_and_changes_nothing(on_postgresql{pg});
-}
-
-TEST_CASE("a migration whose third statement fails is rolled back whole, and the error names it",
-          "[postgresql][migrate]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::failed_statement_rolls_back_whole(on_postgresql{pg}, [](const std::string& what,
-                                                                         const sertx::database_error& cause) {
-        CHECK_THAT(what, has_text("relation \"missing_table\" does not exist"));
-        CHECK(cause.code() == "42P01");
-    });
-}
-
-TEST_CASE("an applied migration whose checksum changed is refused, and nothing is applied", "[postgresql][migrate]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::changed_checksum_is_refused(on_postgresql{pg});
-}
-
-TEST_CASE("a database newer than the code is refused, and nothing is applied", "[postgresql][migrate]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::database_newer_than_the_code_is_refused(on_postgresql{pg});
-}
-
-TEST_CASE("versions that do not strictly increase are refused before the database is touched",
-          "[postgresql][migrate]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::unordered_versions_are_refused_untouched(on_postgresql{pg});
-}
+SERTX_MIGRATE_CASES(PostgreSQL, "[postgresql]")
 
 TEST_CASE("statements split at semicolons outside string literals and dollar-quoted bodies", "[postgresql][migrate]") {
-    SERTX_REQUIRE_PG(pg);
-    const on_postgresql b{pg};
+    SERTX_REQUIRE_BACKEND(PostgreSQL);
+    const PostgreSQL b;
     auto db = b.open(1);
     const std::vector<sertx::migration> code = {{1, "notes", R"sql(
         create table note (id int primary key, body text not null);
@@ -125,13 +90,3 @@ TEST_CASE("statements split at semicolons outside string literals and dollar-quo
     CHECK(b.value("select motto()") == "x; y");
 }
 
-TEST_CASE("two processes migrating the same fresh database at once apply each migration once",
-          "[postgresql][migrate][concurrency]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::two_processes_migrate_a_fresh_database_once(on_postgresql{pg});
-}
-
-TEST_CASE("threads sharing one database migrate it once", "[postgresql][migrate][concurrency]") {
-    SERTX_REQUIRE_PG(pg);
-    sertx::test::threads_sharing_a_database_migrate_it_once(on_postgresql{pg});
-}

@@ -13,7 +13,6 @@
 #include <map>
 #include <string>
 
-namespace cases = sertx::test::bad_input_cases;
 using sertx::test::temp_dir;
 
 namespace {
@@ -66,6 +65,12 @@ private:
     std::map<const sqlite_api::sqlite3_io_methods*, sqlite_api::sqlite3_io_methods> methods_;
 };
 
+/// A fresh, empty SQLite file, as support/bad_input_cases.hpp uses it.
+struct SQLite : sertx::test::sqlite3_backend {
+    temp_dir dir;
+    sertx::sqlite3::database db = sertx::sqlite3::open(dir.file("app.db"));
+};
+
 }  // namespace
 
 TEST_CASE("a path in a directory that does not exist is a connection_error naming it", "[sqlite3][bad_input]") {
@@ -91,30 +96,7 @@ TEST_CASE("a path with a NUL byte is refused, not cut short at it", "[sqlite3][b
     CHECK_FALSE(std::filesystem::exists(cut));  // no database was made under the shorter name
 }
 
-TEST_CASE("idempotency keys with quotes, NUL bytes and SQL are bound, stored as given and told apart",
-          "[sqlite3][bad_input]") {
-    temp_dir dir;
-    auto db = sertx::sqlite3::open(dir.file("keys.db"));
-    cases::keys_are_bound_stored_as_given_and_told_apart(db);
-}
-
-TEST_CASE("an idempotency key longer than the limit is refused before anything runs", "[sqlite3][bad_input]") {
-    temp_dir dir;
-    auto db = sertx::sqlite3::open(dir.file("keys.db"));
-    cases::key_over_the_limit_is_refused_before_the_body(db);
-}
-
-TEST_CASE("migration names with quotes, SQL and great length are stored as given", "[sqlite3][bad_input]") {
-    temp_dir dir;
-    auto db = sertx::sqlite3::open(dir.file("schema.db"));
-    cases::migration_names_are_stored_as_given(db);
-}
-
-TEST_CASE("a migration whose name or SQL holds a NUL byte is refused, not cut short", "[sqlite3][bad_input]") {
-    temp_dir dir;
-    auto db = sertx::sqlite3::open(dir.file("schema.db"));
-    cases::migration_with_a_nul_byte_is_refused(db);
-}
+SERTX_BAD_INPUT_CASES(SQLite, "[sqlite3]")
 
 TEST_CASE("a file system where SQLite cannot keep a WAL is refused with durability_error", "[sqlite3][bad_input]") {
     temp_dir dir;

@@ -14,7 +14,6 @@
 #include <optional>
 #include <set>
 
-namespace cases = sertx::test::chaos_cases;
 namespace keyed_bank = sertx::test::keyed_bank;
 namespace workloads = sertx::test::chaos_workloads;
 using sertx::test::temp_dir;
@@ -26,31 +25,25 @@ sertx::sqlite3::database bank_file(const temp_dir& dir, const char* name = "bank
     keyed_bank::open(db, small);
     return db;
 }
+
+/// SQLite as support/chaos_cases.hpp uses it: files in a directory of the
+/// test's own, and the failures SQLite has (no deadlock: one writer at a time).
+struct SQLite : sertx::test::sqlite3_backend {
+    static constexpr bool lost_commit_discards_session = false;
+    static sertx::testing::chaos_options counting_failures() {
+        return {.seed = 7, .at_commit = {.serialization = 0.1, .busy = 0.05}};
+    }
+    static sertx::testing::chaos_options swallowed_failure() {
+        return {.at_statement = {.serialization = 1.0}, .faulty_attempts = 1};
+    }
+    sertx::sqlite3::database bank() const { return bank_file(dir); }
+    sertx::sqlite3::database empty() const { return sertx::sqlite3::open(dir.file("machinery.db")); }
+
+    temp_dir dir;
+};
 }  // namespace
 
-TEST_CASE("chaos makes a body that counts in a captured variable count transfers that never committed",
-          "[sqlite3][chaos]") {
-    temp_dir dir;
-    auto real = bank_file(dir);
-    sertx::testing::chaos db(real, {.seed = 7, .at_commit = {.serialization = 0.1, .busy = 0.05}});
-    cases::captured_count_exceeds_the_commits(db);
-}
-
-TEST_CASE("the same count kept in after_commit matches the committed transfers exactly under chaos",
-          "[sqlite3][chaos]") {
-    temp_dir dir;
-    auto real = bank_file(dir);
-    sertx::testing::chaos db(real, workloads::everywhere(7));
-    cases::after_commit_count_matches_the_commits(db);
-}
-
-TEST_CASE("keyed transfers on several threads under chaos keep every invariant, lost commits included",
-          "[sqlite3][chaos][concurrency]") {
-    temp_dir dir;
-    auto real = bank_file(dir);
-    sertx::testing::chaos db(real, workloads::everywhere(2024));
-    cases::keyed_writers_keep_every_invariant("SQLite", db);
-}
+SERTX_CHAOS_CASES(SQLite, "[sqlite3]")
 
 TEST_CASE("the same seed injects the same failures into the same single-threaded run", "[sqlite3][chaos]") {
     temp_dir dir;
@@ -66,13 +59,6 @@ TEST_CASE("the same seed injects the same failures into the same single-threaded
     CHECK(first.injected().total() > 0);
     CHECK(first.injected().at_statement == second.injected().at_statement);
     CHECK(first.injected().at_commit == second.injected().at_commit);
-}
-
-TEST_CASE("a body that swallows an injected failure is refused, not committed", "[sqlite3][chaos]") {
-    temp_dir dir;
-    auto real = bank_file(dir);
-    sertx::testing::chaos db(real, {.at_statement = {.serialization = 1.0}, .faulty_attempts = 1});
-    cases::swallowed_failure_is_refused(db);
 }
 
 TEST_CASE("a lost commit without a key reaches the caller as commit_unknown when chaos is asked to lose it",
@@ -115,14 +101,6 @@ TEST_CASE("a keyed transfer whose commit is lost after applying returns its valu
     CHECK(books.transfers == std::set<long long>{42});
     CHECK(books.mismatched == 0);
     CHECK(db.injected().lost_commits_applied == 1);
-}
-
-TEST_CASE("migrations and the effect journal under chaos apply each migration once and call each effect once",
-          "[sqlite3][chaos]") {
-    temp_dir dir;
-    auto real = sertx::sqlite3::open(dir.file("machinery.db"));
-    sertx::testing::chaos db(real, workloads::everywhere(5));
-    cases::machinery_runs_each_step_once(db);
 }
 
 TEST_CASE("rates that are not probabilities are refused", "[sqlite3][chaos]") {

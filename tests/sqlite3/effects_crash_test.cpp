@@ -8,28 +8,20 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/sqlite3.hpp>
 
-using namespace sertx::test;
+#include <string>
 
-TEST_CASE("a dispatcher killed at each step leaves SQLite effects settled or in doubt, never called twice",
-          "[sqlite3][effects][crash]") {
-    temp_dir dir;
-    const std::string path = dir.file("journal.db");
-    auto db = sertx::sqlite3::open(path);
-    crash_at_every_step(db, "sqlite3", path, dir.file("calls.log"));
-}
+namespace {
 
-TEST_CASE("two dispatcher processes call each of 1000 effects once on SQLite",
-          "[sqlite3][effects][crash][concurrency]") {
-    temp_dir dir;
-    const std::string path = dir.file("journal.db");
-    auto db = sertx::sqlite3::open(path);
-    two_processes_call_each_once(db, "sqlite3", path, dir.file("calls.log"), 1000);
-}
+/// A SQLite file the children open by its path.
+struct SQLite : sertx::test::sqlite3_backend {
+    static constexpr const char* child_backend = "sqlite3";
+    std::string target() const { return dir.file("journal.db"); }
+    sertx::sqlite3::database open() const { return sertx::sqlite3::open(target()); }
+    std::string file(const std::string& name) const { return dir.file(name); }
 
-TEST_CASE("dispatcher processes killed at random moments never call an effect twice on SQLite",
-          "[sqlite3][effects][crash][concurrency]") {
-    temp_dir dir;
-    const std::string path = dir.file("journal.db");
-    auto db = sertx::sqlite3::open(path);
-    random_kills_keep_at_most_once(db, "sqlite3", path, dir.file("calls.log"), 300, 20, 20240601);
-}
+    sertx::test::temp_dir dir;
+};
+
+}  // namespace
+
+SERTX_EFFECTS_CRASH_CASES(SQLite, "[sqlite3]")

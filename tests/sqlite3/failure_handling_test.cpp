@@ -40,7 +40,7 @@ long long items(Db& db, const std::string& where = "1") {
 }
 
 /// The database of open_with_table, as support/failure_cases.hpp uses it.
-struct item_table {
+struct SQLite : sertx::test::sqlite3_backend {
     using soci_error = soci::sqlite3_soci_error;
     static constexpr int unique_violation = SQLITE_CONSTRAINT;
     static int code_of(const soci_error& e) { return e.result() & 0xff; }
@@ -49,7 +49,8 @@ struct item_table {
         return sertx::database_error(sertx::failure::busy, "5", "sertx: a busy database the test provokes");
     }
 
-    explicit item_table(sertx::sqlite3::options opts = {}) : db(open_with_table(dir, opts)) {}
+    SQLite() : db(open_with_table(dir)) {}
+    explicit SQLite(std::size_t pool_size) : db(open_with_table(dir, {.pool_size = pool_size})) {}
     long long items(const std::string& where = "1") { return ::items(db, where); }
 
     temp_dir dir;
@@ -103,30 +104,7 @@ struct releasing_observer {
 
 }  // namespace
 
-TEST_CASE("a unique violation on SQLite propagates as SOCI's own error, after rollback, without a retry",
-          "[sqlite3][failure]") {
-    sertx::test::unique_violation_propagates_without_retry(item_table{});
-}
-
-TEST_CASE("an exception of the body's own propagates unchanged on SQLite, after rollback, without a retry",
-          "[sqlite3][failure]") {
-    sertx::test::own_exception_propagates_without_retry(item_table{});
-}
-
-TEST_CASE("after_commit actions on SQLite run once, after the commit, never for an attempt that rolled back",
-          "[sqlite3][failure]") {
-    sertx::test::after_commit_runs_once_after_the_commit(item_table{});
-}
-
-TEST_CASE("a transact inside another on the same thread is refused on SQLite with sertx::error",
-          "[sqlite3][failure]") {
-    sertx::test::transact_inside_another_is_refused(item_table({.pool_size = 2}));
-}
-
-TEST_CASE("a nested transact with nested<savepoint> that fails on SQLite rolls back only its own part",
-          "[sqlite3][failure]") {
-    sertx::test::failed_savepoint_rolls_back_only_its_part(item_table{});
-}
+SERTX_FAILURE_CASES(SQLite, "[sqlite3]")
 
 TEST_CASE("a writer kept waiting past busy_timeout by another connection is retried as busy, then commits",
           "[sqlite3][failure][concurrency]") {

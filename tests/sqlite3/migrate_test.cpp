@@ -18,9 +18,13 @@ using sertx::test::has_text;
 namespace {
 
 /// The test's SQLite file, as support/migrate_cases.hpp looks at it.
-class on_sqlite {
+class SQLite : public sertx::test::sqlite3_backend {
 public:
     static constexpr sertx::detail::sql_dialect dialect = sertx::detail::sql_dialect::sqlite;
+    static void names_missing_table(const std::string& what, const sertx::database_error& cause) {
+        CHECK_THAT(what, has_text("no such table: missing_table"));
+        CHECK(cause.kind() == sertx::failure::permanent);
+    }
 
     auto open(std::size_t pool_size) const { return sertx::sqlite3::open(path(), {.pool_size = pool_size}); }
     std::string value(const std::string& sql) const {
@@ -55,41 +59,10 @@ private:
 
 }  // namespace
 
-TEST_CASE("migrate applies each migration once with its version row, then nothing", "[sqlite3][migrate]") {
-    sertx::test::migrate_applies_each_once_then_nothing(on_sqlite{});
-}
-
-TEST_CASE("migration_status reports applied and pending migrations", "[sqlite3][migrate]") {
-    sertx::test::migration_status_reports_applied_and_pending(on_sqlite{});
-}
-
-TEST_CASE("the dry run reports what would be applied and changes nothing", "[sqlite3][migrate]") {
-    sertx::test::dry_run_reports_and_changes_nothing(on_sqlite{});
-}
-
-TEST_CASE("a migration whose third statement fails is rolled back whole, and the error names it",
-          "[sqlite3][migrate]") {
-    sertx::test::failed_statement_rolls_back_whole(on_sqlite{}, [](const std::string& what,
-                                                                   const sertx::database_error& cause) {
-        CHECK_THAT(what, has_text("no such table: missing_table"));
-        CHECK(cause.kind() == sertx::failure::permanent);
-    });
-}
-
-TEST_CASE("an applied migration whose checksum changed is refused, and nothing is applied", "[sqlite3][migrate]") {
-    sertx::test::changed_checksum_is_refused(on_sqlite{});
-}
-
-TEST_CASE("a database newer than the code is refused, and nothing is applied", "[sqlite3][migrate]") {
-    sertx::test::database_newer_than_the_code_is_refused(on_sqlite{});
-}
-
-TEST_CASE("versions that do not strictly increase are refused before the database is touched", "[sqlite3][migrate]") {
-    sertx::test::unordered_versions_are_refused_untouched(on_sqlite{});
-}
+SERTX_MIGRATE_CASES(SQLite, "[sqlite3]")
 
 TEST_CASE("statements split at semicolons outside string literals and trigger bodies", "[sqlite3][migrate]") {
-    const on_sqlite b;
+    const SQLite b;
     auto db = b.open(1);
     const std::vector<sertx::migration> code = {{1, "notes", R"sql(
         create table note (id integer primary key, body text not null);
@@ -110,11 +83,3 @@ TEST_CASE("statements split at semicolons outside string literals and trigger bo
     CHECK(b.value("select group_concat(note_id || '=' || body, '|') from audit") == "3=c; d;x");
 }
 
-TEST_CASE("two processes migrating the same fresh database at once apply each migration once",
-          "[sqlite3][migrate][concurrency]") {
-    sertx::test::two_processes_migrate_a_fresh_database_once(on_sqlite{});
-}
-
-TEST_CASE("threads sharing one database migrate it once", "[sqlite3][migrate][concurrency]") {
-    sertx::test::threads_sharing_a_database_migrate_it_once(on_sqlite{});
-}

@@ -2,10 +2,14 @@
 #pragma once
 // Hostile and mistaken input that reaches PostgreSQL and SQLite alike through
 // sertx (idempotency keys and migration names with quotes, NUL bytes and great
-// lengths), written once and run by tests/*/bad_input_test.cpp. Each case
-// takes a freshly opened, empty sertx database.
+// lengths), written and registered once (SERTX_BAD_INPUT_CASES, at the end)
+// and run by tests/*/bad_input_test.cpp. Each case takes a freshly opened,
+// empty sertx database: the `db` of a fixture that the test file defines,
+// deriving from sertx::test::sqlite3_backend or postgresql_backend
+// (support/databases.hpp).
 
 #include "catch.hpp"
+#include "databases.hpp"
 
 #include <sertx/migrate.hpp>
 #include <sertx/sertx.hpp>
@@ -43,7 +47,7 @@ void keys_are_bound_stored_as_given_and_told_apart(Db& db) {
 }
 
 /// A key one byte over the limit is refused with an error naming the limit,
-/// before the body runs.
+/// before the body runs; so is an empty key.
 template <class Db>
 void key_over_the_limit_is_refused_before_the_body(Db& db) {
     bool ran = false;
@@ -54,6 +58,8 @@ void key_over_the_limit_is_refused_before_the_body(Db& db) {
     } catch (const sertx::error& e) {
         CHECK(std::string(e.what()).find(std::to_string(sertx::idempotency_key::max_length)) != std::string::npos);
     }
+    CHECK_FALSE(ran);
+    CHECK_THROWS_AS(sertx::transact(db, sertx::idempotency_key{""}, [&](auto&) { ran = true; }), sertx::error);
     CHECK_FALSE(ran);
 }
 
@@ -87,3 +93,31 @@ void migration_with_a_nul_byte_is_refused(Db& db) {
 }
 
 }  // namespace sertx::test::bad_input_cases
+
+/// Registers the cases above for one backend; its test file calls it once:
+/// SERTX_BAD_INPUT_CASES(SQLite, "[sqlite3]") (see support/databases.hpp).
+#define SERTX_BAD_INPUT_CASES(Fixture, backend_tag)                                                                    \
+    TEMPLATE_TEST_CASE("idempotency keys with quotes, NUL bytes and SQL are bound, stored as given and told apart",    \
+                       backend_tag "[bad_input]", Fixture) {                                                           \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::bad_input_cases::keys_are_bound_stored_as_given_and_told_apart(fixture.db);                     \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("an idempotency key longer than the limit, or empty, is refused before anything runs",          \
+                       backend_tag "[bad_input]", Fixture) {                                                           \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::bad_input_cases::key_over_the_limit_is_refused_before_the_body(fixture.db);                     \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("migration names with quotes, SQL and great length are stored as given",                        \
+                       backend_tag "[bad_input]", Fixture) {                                                           \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::bad_input_cases::migration_names_are_stored_as_given(fixture.db);                               \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("a migration whose name or SQL holds a NUL byte is refused, not cut short",                     \
+                       backend_tag "[bad_input]", Fixture) {                                                           \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::bad_input_cases::migration_with_a_nul_byte_is_refused(fixture.db);                              \
+    }

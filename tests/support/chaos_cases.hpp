@@ -1,12 +1,22 @@
 // SPDX-License-Identifier: BSL-1.0
 #pragma once
 // What sertx::testing::chaos finds and keeps on PostgreSQL and SQLite alike,
-// written once and run by tests/*/chaos_test.cpp. Each case takes the chaos
-// database, which the test file sets up around its backend's database (a bank
-// opened with `small`, where the case moves money) with the failures that
-// backend has; the real database is its inner().
+// written and registered once (SERTX_CHAOS_CASES, at the end) and run by
+// tests/*/chaos_test.cpp. Each case takes the chaos database, set up around
+// its backend's database (a bank opened with `small`, where the case moves
+// money) with the failures that backend has; the real database is its
+// inner(). The backend comes as a fixture that the test file defines,
+// deriving from sertx::test::sqlite3_backend or postgresql_backend
+// (support/databases.hpp):
+//
+//     auto bank();      // a fresh database holding the bank `small`
+//     auto empty();     // a fresh, empty database
+//     static sertx::testing::chaos_options counting_failures();  // failures at COMMIT that this backend has
+//     static sertx::testing::chaos_options swallowed_failure();  // one retryable failure at the first statement
+//     static constexpr bool lost_commit_discards_session;        // a lost COMMIT costs the session
 
 #include "catch.hpp"
+#include "databases.hpp"
 #include "chaos_workloads.hpp"
 #include "keyed_bank.hpp"
 
@@ -46,8 +56,9 @@ void after_commit_count_matches_the_commits(ChaosDb& db) {
 /// Keyed writers on several threads: every answer holds against the books,
 /// every kind of failure was injected and each lost commit was resolved by
 /// its key. Returns what was injected, for the backend's own checks.
-template <class ChaosDb>
-sertx::testing::chaos_stats keyed_writers_keep_every_invariant(const char* backend, ChaosDb& db) {
+template <class Backend, class ChaosDb>
+sertx::testing::chaos_stats keyed_writers_keep_every_invariant(ChaosDb& db) {
+    const char* backend = Backend::name;
     auto& real = db.inner();
     keyed_bank::answers answers;
     const std::atomic<bool> stop{false};
@@ -68,6 +79,10 @@ sertx::testing::chaos_stats keyed_writers_keep_every_invariant(const char* backe
     CHECK(injected.lost_commits_rolled_back > 0);
     CHECK(real.stats().commit_resolved == injected.injected_at_commit(failure::commit_unknown));
     CHECK(real.stats().commit_unknown == 0);
+    // On PostgreSQL a lost connection or COMMIT discards the session, as a
+    // real loss does; a SQLite session is a file handle, kept.
+    if constexpr (Backend::lost_commit_discards_session)
+        CHECK(real.stats().sessions_discarded >= injected.injected_at_commit(failure::commit_unknown));
     WARN(backend << " under chaos: " << verdict.checked << " answers checked, " << injected.total()
                  << " failures injected (" << injected.lost_commits_applied << " commits lost after applying, "
                  << injected.lost_commits_rolled_back << " lost and rolled back); " << real.stats().total_retries()
@@ -104,3 +119,47 @@ void machinery_runs_each_step_once(ChaosDb& db) {
 }
 
 }  // namespace sertx::test::chaos_cases
+
+/// Registers the cases above for one backend; its test file calls it once:
+/// SERTX_CHAOS_CASES(SQLite, "[sqlite3]") (see support/databases.hpp).
+#define SERTX_CHAOS_CASES(Fixture, backend_tag)                                                                        \
+    TEMPLATE_TEST_CASE("chaos makes a body that counts in a captured variable count transfers that never committed",   \
+                       backend_tag "[chaos]", Fixture) {                                                               \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        auto real = fixture.bank();                                                                                    \
+        ::sertx::testing::chaos db(real, TestType::counting_failures());                                               \
+        ::sertx::test::chaos_cases::captured_count_exceeds_the_commits(db);                                            \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("the same count kept in after_commit matches the committed transfers exactly under chaos",      \
+                       backend_tag "[chaos]", Fixture) {                                                               \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        auto real = fixture.bank();                                                                                    \
+        ::sertx::testing::chaos db(real, ::sertx::test::chaos_workloads::everywhere(7));                               \
+        ::sertx::test::chaos_cases::after_commit_count_matches_the_commits(db);                                        \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("keyed transfers on several threads under chaos keep every invariant, lost commits included",   \
+                       backend_tag "[chaos][concurrency]", Fixture) {                                                  \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        auto real = fixture.bank();                                                                                    \
+        ::sertx::testing::chaos db(real, ::sertx::test::chaos_workloads::everywhere(2024));                            \
+        ::sertx::test::chaos_cases::keyed_writers_keep_every_invariant<TestType>(db);                                  \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("a body that swallows an injected failure is refused, not committed",                           \
+                       backend_tag "[chaos]", Fixture) {                                                               \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        auto real = fixture.bank();                                                                                    \
+        ::sertx::testing::chaos db(real, TestType::swallowed_failure());                                               \
+        ::sertx::test::chaos_cases::swallowed_failure_is_refused(db);                                                  \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("migrations and the effect journal under chaos apply each migration once and call each effect once", \
+                       backend_tag "[chaos]", Fixture) {                                                               \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        auto real = fixture.empty();                                                                                   \
+        ::sertx::testing::chaos db(real, ::sertx::test::chaos_workloads::everywhere(5));                               \
+        ::sertx::test::chaos_cases::machinery_runs_each_step_once(db);                                                 \
+    }

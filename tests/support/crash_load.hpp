@@ -7,8 +7,18 @@
 // does. The child writes down each answer it got (the acknowledgements) and
 // the effect's operation writes down each call it made, both with single
 // O_APPEND writes that a SIGKILL cannot tear. The test then holds both logs
-// against the books.
+// against the books. The case is written and registered once for both
+// backends (SERTX_CRASH_CASES, at the end; run by tests/*/crash_test.cpp),
+// with the backend as a fixture that the test file defines, deriving from
+// sertx::test::sqlite3_backend or postgresql_backend (support/databases.hpp):
+//
+//     auto open(std::size_t pool_size) const;      // a database on the test's own (file or database)
+//     std::string file(const std::string&) const;  // a file in a directory of the test's own
+//     static std::optional<std::string> integrity(Db&);  // the backend's own check of its files
+//                                                  // ("ok"), or nullopt where it has none (PostgreSQL)
 
+#include "catch.hpp"
+#include "databases.hpp"
 #include "keyed_bank.hpp"
 
 #include <sertx/effects.hpp>
@@ -23,6 +33,7 @@
 #include <exception>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -213,3 +224,42 @@ effect_report settle_and_check(Db& db, const keyed_bank::workload& w, const std:
 }
 
 }  // namespace sertx::test::crash
+
+/// Registers the case above for one backend; its test file calls it once:
+/// SERTX_CRASH_CASES(SQLite, "[sqlite3]") (see support/databases.hpp).
+#define SERTX_CRASH_CASES(Fixture, backend_tag)                                                                        \
+    TEMPLATE_TEST_CASE("a load generator killed twenty times loses no acknowledged transfer and performs no effect twice", \
+                       backend_tag "[faults][crash]", Fixture) {                                                       \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        namespace keyed_bank = ::sertx::test::keyed_bank;                                                              \
+        namespace crash = ::sertx::test::crash;                                                                        \
+        const TestType fixture;                                                                                        \
+        const keyed_bank::workload w{.accounts = 10, .writers = 1, .transfers_per_writer = 0, .opening_balance = 1000}; \
+        const std::string acks = fixture.file("acks.log"), calls = fixture.file("calls.log");                          \
+        {                                                                                                              \
+            auto db = fixture.open(4);                                                                                 \
+            keyed_bank::open(db, w);                                                                                   \
+        } /* closed before any fork: a child must not inherit the parent's connections */                              \
+        const auto kills = crash::kill_repeatedly([&] { return fixture.open(2); }, w, 20, acks, calls);                \
+        CHECK(kills.child_failure.empty());                                                                            \
+        CHECK(kills.kills == 20);                                                                                      \
+        auto db = fixture.open(4);                                                                                     \
+        std::string errors;                                                                                            \
+        keyed_bank::answers answers;                                                                                   \
+        crash::read_acks(acks, answers, errors);                                                                       \
+        CHECK(errors.empty());                                                                                         \
+        const auto verdict = keyed_bank::audit(db, w, answers);                                                        \
+        const auto effects = crash::settle_and_check(db, w, calls);                                                    \
+        const std::optional<std::string> integrity = TestType::integrity(db);                                          \
+        INFO(verdict.describe() << "\n" << effects.describe() << "\n" << errors);                                      \
+        CHECK(verdict.holds());                                                                                        \
+        CHECK(effects.holds());                                                                                        \
+        CHECK(answers.acknowledged() > 0);                                                                             \
+        CHECK(effects.intents > 0);                                                                                    \
+        if (integrity) CHECK(*integrity == "ok");                                                                      \
+        WARN(TestType::name << " client crashes: " << kills.kills << " SIGKILLs; " << answers.acknowledged()           \
+                            << " acknowledged transfers all present once; " << effects.intents                         \
+                            << " effects, none performed twice, " << effects.in_doubt                                  \
+                            << " left in doubt by a kill and settled by hand"                                          \
+                            << (integrity ? "; integrity_check " + *integrity : std::string()));                       \
+    }

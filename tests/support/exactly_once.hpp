@@ -2,9 +2,14 @@
 #pragma once
 // What the exactly-once tests share across backends: operations that write
 // down every real call, in-process stops for the dispatcher, and scenarios
-// written once and run on PostgreSQL and SQLite (tests/*/exactly_once_test.cpp).
+// written and registered once (SERTX_EXACTLY_ONCE_CASES, at the end) and run
+// on PostgreSQL and SQLite (tests/*/exactly_once_test.cpp). Each scenario
+// takes the `db` of a fixture that the test file defines, deriving from
+// sertx::test::sqlite3_backend or postgresql_backend (support/databases.hpp):
+// a fresh, empty database with a pool of 8.
 
 #include "catch.hpp"
+#include "databases.hpp"
 
 #include <sertx/sertx.hpp>
 
@@ -532,3 +537,87 @@ void concurrent_dispatchers_call_each_once(Db& db, int dispatchers, int effects)
 }
 
 }  // namespace sertx::test
+
+/// Registers the scenarios above for one backend; its test file calls it once:
+/// SERTX_EXACTLY_ONCE_CASES(SQLite, "[sqlite3]") (see support/databases.hpp).
+#define SERTX_EXACTLY_ONCE_CASES(Fixture, backend_tag)                                                                 \
+    TEMPLATE_TEST_CASE("install creates sertx's tables and may be called again", backend_tag "[exactly_once]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::install_twice(fixture.db);                                                                      \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("concurrent installs all succeed", backend_tag "[exactly_once][concurrency]", Fixture) {        \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::concurrent_installs(fixture.db);                                                                \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("a keyed body commits once and a repeat returns empty", backend_tag "[exactly_once]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::keyed_body_commits_once(fixture.db);                                                            \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("a keyed body that throws leaves its key free", backend_tag "[exactly_once]", Fixture) {        \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::keyed_body_that_throws_leaves_no_key(fixture.db);                                               \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("idempotency keys are any bytes up to the limit", backend_tag "[exactly_once]", Fixture) {      \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::keys_are_any_bytes_within_a_limit(fixture.db);                                                  \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("the same key from 8 threads at once applies once", backend_tag "[exactly_once][concurrency]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::same_key_from_eight_threads(fixture.db, 25);                                                    \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("prune_commit_log forgets only keys older than the age", backend_tag "[exactly_once]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::prune_forgets_old_keys_only(fixture.db);                                                        \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("tx.perform runs idempotent and read-only operations, handing over the handle when asked", backend_tag "[exactly_once]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::perform_runs_repeatable_operations(fixture.db);                                                 \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("an intent exists only if its transaction committed", backend_tag "[effects]", Fixture) {       \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::schedule_commits_with_the_transaction(fixture.db);                                              \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("dispatch records done, failed and in-doubt outcomes", backend_tag "[effects]", Fixture) {      \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::dispatch_records_each_outcome(fixture.db);                                                      \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("dispatch runs the oldest intents up to its limit", backend_tag "[effects]", Fixture) {         \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::dispatch_stops_at_its_limit_oldest_first(fixture.db);                                           \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("effect keys, payloads and results are any bytes up to the limit", backend_tag "[effects]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::payloads_and_results_are_any_bytes_within_a_limit(fixture.db);                                  \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("recover puts started at-most-once effects in doubt and re-runs idempotent ones", backend_tag "[effects]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::recover_after_a_stop_at_each_point(fixture.db);                                                 \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("recover leaves rows of other dispatchers alone", backend_tag "[effects]", Fixture) {           \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::recover_leaves_other_dispatchers_rows(fixture.db);                                              \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("resolve settles only in-doubt effects and records who and why", backend_tag "[effects]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::resolve_settles_only_what_is_in_doubt(fixture.db);                                              \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("four dispatcher threads call each of 400 effects once", backend_tag "[effects][concurrency]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::concurrent_dispatchers_call_each_once(fixture.db, 4, 400);                                      \
+    }

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: BSL-1.0
 #pragma once
 // What transact does on PostgreSQL and SQLite alike when the body fails or
-// nests, written once and run by tests/*/failure_handling_test.cpp. Each takes
-// the backend as a small struct that the test file defines:
+// nests, written and registered once (SERTX_FAILURE_CASES, at the end) and
+// run by tests/*/failure_handling_test.cpp. Each takes the backend as a
+// fixture that the test file defines, deriving from sertx::test::sqlite3_backend
+// or postgresql_backend (support/databases.hpp):
 //
+//     Fixture(), Fixture(std::size_t pool_size)  a fresh database of its own
 //     db              a sertx database with an empty table item(id integer primary key, note text)
 //     long long items(const std::string& where = ...);  committed rows of item where `where` holds
 //     using soci_error = ...;                   the error SOCI throws for a failed statement
@@ -12,6 +15,7 @@
 //     static sertx::database_error retried_failure();  a failure transact retries, for a body to throw
 
 #include "catch.hpp"
+#include "databases.hpp"
 
 #include <sertx/sertx.hpp>
 
@@ -128,3 +132,33 @@ void failed_savepoint_rolls_back_only_its_part(Backend&& b) {
 }
 
 }  // namespace sertx::test
+
+/// Registers the cases above for one backend; its test file calls it once:
+/// SERTX_FAILURE_CASES(SQLite, "[sqlite3]") (see support/databases.hpp).
+#define SERTX_FAILURE_CASES(Fixture, backend_tag)                                                               \
+    TEMPLATE_TEST_CASE("a unique violation propagates as SOCI's own error, after rollback, without a retry",     \
+                       backend_tag "[failure]", Fixture) {                                                      \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                        \
+        ::sertx::test::unique_violation_propagates_without_retry(TestType{});                                   \
+    }                                                                                                           \
+    TEMPLATE_TEST_CASE("an exception of the body's own propagates unchanged, after rollback, without a retry",   \
+                       backend_tag "[failure]", Fixture) {                                                      \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                        \
+        ::sertx::test::own_exception_propagates_without_retry(TestType{});                                      \
+    }                                                                                                           \
+    TEMPLATE_TEST_CASE("after_commit actions run once, after the commit, and never for an attempt that rolled back", \
+                       backend_tag "[failure]", Fixture) {                                                      \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                        \
+        ::sertx::test::after_commit_runs_once_after_the_commit(TestType{});                                     \
+    }                                                                                                           \
+    /* two sessions, so that an inner transact that was not refused would get one */                           \
+    TEMPLATE_TEST_CASE("a transact inside another on the same thread is refused with sertx::error",             \
+                       backend_tag "[failure]", Fixture) {                                                      \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                        \
+        ::sertx::test::transact_inside_another_is_refused(TestType{2});                                         \
+    }                                                                                                           \
+    TEMPLATE_TEST_CASE("a nested transact with nested<savepoint> that fails rolls back only its own part",      \
+                       backend_tag "[failure]", Fixture) {                                                      \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                        \
+        ::sertx::test::failed_savepoint_rolls_back_only_its_part(TestType{});                                   \
+    }

@@ -10,6 +10,7 @@
 // Last line of output: "N passed, M failed"; exit status non-zero on failure.
 
 #include "fault_proxy.hpp"
+#include "wait.hpp"
 
 #include <dirent.h>
 #include <libpq-fe.h>
@@ -553,7 +554,14 @@ void run_all(const target& t) {
             p->set_chaos(0.0, 0.0, 0ms);
             check(p->stalls() == 1, "query is stalled");
             (void)PQsendQuery(busy.get(), "SELECT pg_sleep(5)"); // server busy, proxy waiting for reply
-            std::this_thread::sleep_for(200ms);
+            // Until the server runs it (not a guessed 200 ms): the proxy is then waiting for a reply.
+            pg_ptr direct = connect(t.direct);
+            const bool running = connected(direct) && sertx::test::wait_until([&] {
+                const auto r = exec(direct.get(), "SELECT count(*) FROM pg_stat_activity "
+                                                  "WHERE state = 'active' AND query = 'SELECT pg_sleep(5)'");
+                return r.ok && r.value != "0";
+            }, 5s);
+            check(running, "the busy query reached the server");
             const auto t0 = steady::now();
             p.reset();
             const double took = seconds_since(t0);

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: BSL-1.0
 #pragma once
-// The migration tests that say the same of PostgreSQL and SQLite, written once
-// and run by tests/*/migrate_test.cpp. Each takes the backend as a small
-// struct that the test file defines:
+// The migration tests that say the same of PostgreSQL and SQLite, written
+// and registered once (SERTX_MIGRATE_CASES, at the end) and run by
+// tests/*/migrate_test.cpp. Each takes the backend as a fixture that the test
+// file defines, deriving from sertx::test::sqlite3_backend or
+// postgresql_backend (support/databases.hpp):
 //
+//     Fixture()                                  // a fresh database of its own
 //     static constexpr sertx::detail::sql_dialect dialect;
 //     auto open(std::size_t pool_size);          // a sertx database on the test's database
 //     std::string value(const std::string& sql); // one value, read on a connection of its own
@@ -13,11 +16,14 @@
 //                                                // text before and after means nothing changed
 //     std::string object_count();                // how many schema objects there are: "0" when untouched
 //     void start_afresh(const std::string& tables);  // an empty database again, for the next round
+//     static void names_missing_table(const std::string& what, const sertx::database_error& cause);
+//                                                // checks the error of a statement on a missing table
 //
 // The SQL is the same on both: `integer primary key`, which SQLite makes the
 // rowid, and `bigint`, an integer column on both.
 
 #include "catch.hpp"
+#include "databases.hpp"
 #include "processes.hpp"
 
 #include <sertx/sertx.hpp>
@@ -261,3 +267,43 @@ void threads_sharing_a_database_migrate_it_once(Backend&& b) {
 }
 
 }  // namespace sertx::test
+
+/// Registers the cases above for one backend; its test file calls it once:
+/// SERTX_MIGRATE_CASES(SQLite, "[sqlite3]") (see support/databases.hpp).
+#define SERTX_MIGRATE_CASES(Fixture, backend_tag)                                                                      \
+    TEMPLATE_TEST_CASE("migrate applies each migration once with its version row, then nothing", backend_tag "[migrate]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        ::sertx::test::migrate_applies_each_once_then_nothing(TestType{});                                             \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("migration_status reports applied and pending migrations", backend_tag "[migrate]", Fixture) {  \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        ::sertx::test::migration_status_reports_applied_and_pending(TestType{});                                       \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("the dry run reports what would be applied and changes nothing", backend_tag "[migrate]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        ::sertx::test::dry_run_reports_and_changes_nothing(TestType{});                                                \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("a migration whose third statement fails is rolled back whole, and the error names it", backend_tag "[migrate]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        ::sertx::test::failed_statement_rolls_back_whole(TestType{}, &TestType::names_missing_table);                  \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("an applied migration whose checksum changed is refused, and nothing is applied", backend_tag "[migrate]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        ::sertx::test::changed_checksum_is_refused(TestType{});                                                        \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("a database newer than the code is refused, and nothing is applied", backend_tag "[migrate]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        ::sertx::test::database_newer_than_the_code_is_refused(TestType{});                                            \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("versions that do not strictly increase are refused before the database is touched", backend_tag "[migrate]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        ::sertx::test::unordered_versions_are_refused_untouched(TestType{});                                           \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("two processes migrating the same fresh database at once apply each migration once", backend_tag "[migrate][concurrency]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        ::sertx::test::two_processes_migrate_a_fresh_database_once(TestType{});                                        \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("threads sharing one database migrate it once", backend_tag "[migrate][concurrency]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        ::sertx::test::threads_sharing_a_database_migrate_it_once(TestType{});                                         \
+    }

@@ -39,13 +39,13 @@ inline std::string pg_bin() {
     return best;
 }
 
-/// For a test case that starts its own server: a skip when the server
-/// binaries are missing (a failure when SERTX_REQUIRE_POSTGRES=1, as in CI).
+/// For a test case that starts its own server: a skip (SERTX_SKIP: counted,
+/// never a pass) when the server binaries are missing, a failure when
+/// SERTX_REQUIRE_POSTGRES=1, as in CI.
 #define SERTX_REQUIRE_PG_SERVER()                                                                        \
     if (::sertx::test::pg_bin().empty()) {                                                               \
         if (::sertx::test::postgres_required()) FAIL("PostgreSQL server binaries not found");            \
-        WARN("PostgreSQL server binaries not found: test skipped");                                      \
-        return;                                                                                          \
+        SERTX_SKIP("PostgreSQL server binaries not found: cannot start a server of the test's own");     \
     }
 
 /// A TCP port on 127.0.0.1 that nothing listens on right now.

@@ -94,9 +94,3 @@ TEST_CASE("decorrelated_jitter stays within [base, cap] and grows from the previ
     }
     CHECK(reached_cap_region);
 }
-
-TEST_CASE("the same seed gives the same jitter", "[backoff]") {
-    sertx::jitter_rng a(99), b(99);
-    sertx::full_jitter<100, 100'000> x, y;
-    for (unsigned r = 1; r < 50; ++r) CHECK(x.delay(r, a) == y.delay(r, b));
-}

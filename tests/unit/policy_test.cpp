@@ -3,6 +3,8 @@
 
 #include <sertx/policy.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <type_traits>
 
 namespace {
@@ -20,14 +22,20 @@ TEST_CASE("an empty policy takes every default", "[policy]") {
     STATIC_REQUIRE(!p::verify_every_transaction);
     STATIC_REQUIRE(!p::savepoint_when_nested);
     STATIC_REQUIRE(!p::resolve_by_txid);
+    STATIC_REQUIRE(p::lock_wait == std::chrono::milliseconds(sertx::default_lock_timeout_ms));
     STATIC_REQUIRE(std::is_same_v<p::observers, std::tuple<>>);
 }
 
 TEST_CASE("a policy takes each named option and keeps the defaults of the others", "[policy]") {
+    // Every value differs from its default, so a policy that ignored the
+    // option and kept the default would fail here.
+    constexpr std::uint64_t lock_ms = sertx::default_lock_timeout_ms * 3 + 7;
+    STATIC_REQUIRE(lock_ms != sertx::default_lock_timeout_ms);
+    STATIC_REQUIRE(sertx::default_attempts != 50);
     using p = sertx::policy<sertx::max_attempts<50>, sertx::full_jitter<200, 50'000>, sertx::deadline<1500>,
                             sertx::observe<counting_observer>, sertx::verify_isolation<sertx::every_transaction>,
                             sertx::nested<sertx::savepoint>, sertx::resolve_unknown<sertx::by_txid>,
-                            sertx::lock_timeout<20>>;
+                            sertx::lock_timeout<lock_ms>>;
     STATIC_REQUIRE(p::max_attempts == 50);
     STATIC_REQUIRE(std::is_same_v<p::backoff, sertx::full_jitter<200, 50'000>>);
     STATIC_REQUIRE(p::deadline == std::chrono::milliseconds(1500));
@@ -35,7 +43,7 @@ TEST_CASE("a policy takes each named option and keeps the defaults of the others
     STATIC_REQUIRE(p::verify_every_transaction);
     STATIC_REQUIRE(p::savepoint_when_nested);
     STATIC_REQUIRE(p::resolve_by_txid);
-    STATIC_REQUIRE(p::lock_wait == std::chrono::milliseconds(20));
+    STATIC_REQUIRE(p::lock_wait == std::chrono::milliseconds(lock_ms));
     STATIC_REQUIRE(p::writes);
 }
 
