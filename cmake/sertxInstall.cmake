@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: BSL-1.0
 # Installs the headers, a relocatable CMake package (find_package(sertx)) and
-# pkg-config files (sertx, sertx-postgresql, sertx-sqlite3).
+# pkg-config files (sertx, sertx-postgresql, sertx-sqlite3), for the adapters
+# this build has (SERTX_BACKENDS).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -11,11 +12,14 @@ set(SERTX_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig" CACHE STRING
 
 # Installed names are the ones users link in every form: sertx::postgresql,
 # not sertx::sertx_postgresql.
-set_target_properties(sertx_soci PROPERTIES EXPORT_NAME soci)
-set_target_properties(sertx_postgresql PROPERTIES EXPORT_NAME postgresql)
-set_target_properties(sertx_sqlite3 PROPERTIES EXPORT_NAME sqlite3)
+if(SERTX_BACKENDS)
+  set_target_properties(sertx_soci PROPERTIES EXPORT_NAME soci)
+endif()
+foreach(_sertx_backend IN LISTS SERTX_BACKENDS)
+  set_target_properties(sertx_${_sertx_backend} PROPERTIES EXPORT_NAME ${_sertx_backend})
+endforeach()
 
-install(TARGETS sertx sertx_soci sertx_postgresql sertx_sqlite3 EXPORT sertxTargets
+install(TARGETS ${SERTX_TARGETS} EXPORT sertxTargets
         FILE_SET HEADERS DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT sertxTargets NAMESPACE sertx:: DESTINATION ${SERTX_INSTALL_CMAKEDIR})
 
@@ -55,7 +59,9 @@ endfunction()
 file(RELATIVE_PATH _sertx_pc_to_prefix "${CMAKE_INSTALL_PREFIX}/${SERTX_INSTALL_PKGCONFIGDIR}" "${CMAKE_INSTALL_PREFIX}")
 string(REGEX REPLACE "/$" "" _sertx_pc_to_prefix "${_sertx_pc_to_prefix}")
 set(SERTX_PC_PREFIX "\${pcfiledir}/${_sertx_pc_to_prefix}")
-_sertx_library_dir(SERTX_PC_SOCI_LIBDIR ${SERTX_SOCI_CORE_TARGET})
+if(SERTX_BACKENDS)
+  _sertx_library_dir(SERTX_PC_SOCI_LIBDIR ${SERTX_SOCI_CORE_TARGET})
+endif()
 set(SERTX_PC_BOOST_CFLAGS "")
 get_target_property(_sertx_boost_includes ${SERTX_HANA_TARGET} INTERFACE_INCLUDE_DIRECTORIES)
 foreach(_sertx_dir IN LISTS _sertx_boost_includes)
@@ -63,7 +69,11 @@ foreach(_sertx_dir IN LISTS _sertx_boost_includes)
     string(APPEND SERTX_PC_BOOST_CFLAGS " -I${_sertx_dir}")
   endif()
 endforeach()
-foreach(_sertx_pc IN ITEMS sertx sertx-postgresql sertx-sqlite3)
+set(_sertx_pcs sertx)
+foreach(_sertx_backend IN LISTS SERTX_BACKENDS)
+  list(APPEND _sertx_pcs sertx-${_sertx_backend})
+endforeach()
+foreach(_sertx_pc IN LISTS _sertx_pcs)
   configure_file(cmake/${_sertx_pc}.pc.in "${CMAKE_CURRENT_BINARY_DIR}/${_sertx_pc}.pc" @ONLY)
   install(FILES "${CMAKE_CURRENT_BINARY_DIR}/${_sertx_pc}.pc" DESTINATION ${SERTX_INSTALL_PKGCONFIGDIR})
 endforeach()

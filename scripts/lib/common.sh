@@ -18,8 +18,10 @@ sertx_install_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# What the dev preset configures against: it builds the benchmarks too (their
-# smoke runs are tests), which need Google Benchmark and libpqxx.
+# What the dev preset configures against. The benchmarks build when Google
+# Benchmark and libpqxx are installed (SERTX_BUILD_BENCHMARKS=AUTO), and
+# scripts/test installs them so that the benchmarks' smoke runs (ctest label
+# bench-smoke) are part of every test run.
 SERTX_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libboost-dev libsoci-dev libpq-dev libsqlite3-dev sqlite3 catch2
                       libbenchmark-dev libpqxx-dev)
 # What the tests need beyond a build: the server (and its pgbench, a contender

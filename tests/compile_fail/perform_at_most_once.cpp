@@ -5,6 +5,17 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/sqlite3.hpp>
 
+#ifdef SERTX_COMPILE_FAIL_CONTROL
+// An idempotent operation may run again when the body is re-run.
+struct refresh_cache {
+    using effect = sertx::idempotent;
+    void operator()() const {}
+};
+
+void correct_use(sertx::sqlite3::database& db) {
+    sertx::transact(db, [](auto& tx) { tx.perform(refresh_cache{}); });
+}
+#else
 struct broadcast {
     using effect = sertx::at_most_once;
     void operator()() const {}
@@ -13,3 +24,4 @@ struct broadcast {
 void misuse(sertx::sqlite3::database& db) {
     sertx::transact(db, [](auto& tx) { tx.perform(broadcast{}); });
 }
+#endif

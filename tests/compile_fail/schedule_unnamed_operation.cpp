@@ -6,7 +6,20 @@
 #include <sertx/soci/sqlite3.hpp>
 
 #include <string>
+#include <string_view>
 
+#ifdef SERTX_COMPILE_FAIL_CONTROL
+struct broadcast {
+    using effect = sertx::at_most_once;
+    static constexpr std::string_view name = "broadcast";
+    void operator()(const std::string&) const {}
+};
+
+void correct_use(sertx::sqlite3::database& db) {
+    sertx::effects journal(db);
+    sertx::transact(db, [&](auto& tx) { journal.template schedule<broadcast>(tx, "k", "payload"); });
+}
+#else
 struct broadcast {
     using effect = sertx::at_most_once;
     void operator()(const std::string&) const {}
@@ -16,3 +29,4 @@ void misuse(sertx::sqlite3::database& db) {
     sertx::effects journal(db);
     sertx::transact(db, [&](auto& tx) { journal.template schedule<broadcast>(tx, "k", "payload"); });
 }
+#endif

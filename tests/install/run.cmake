@@ -14,6 +14,9 @@
 #                  stubbed (tests/install/vcpkg_stubs.cmake), check what it
 #                  installed, and build the consumer against it
 #   versions       vcpkg.json, the port's vcpkg.json and the header agree
+#   sqlite3-only   configure with SERTX_WITH_POSTGRESQL=OFF and libpq made
+#                  unfindable, install into WORK_DIR/sqlite3-only-prefix, check
+#                  no PostgreSQL adapter is there, and build the consumer on it
 #
 # Inputs: SOURCE_DIR, WORK_DIR, STEP; GENERATOR, CXX_COMPILER, MAKE_PROGRAM,
 # TOOLCHAIN_FILE and PREFIX_PATH (':'-separated) from the outer build, so that
@@ -158,6 +161,24 @@ elseif(STEP STREQUAL "find_package")
                  -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON)
   build_consumer(components-sqlite3 -DSERTX_CONSUME=components -DSERTX_COMPONENTS=sqlite3
                  -DCMAKE_DISABLE_FIND_PACKAGE_PostgreSQL=ON)
+
+elseif(STEP STREQUAL "sqlite3-only")
+  set(build "${WORK_DIR}/sqlite3-only-build")
+  set(prefix "${WORK_DIR}/sqlite3-only-prefix")
+  file(REMOVE_RECURSE "${build}" "${prefix}")
+  run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${build}" ${NESTED_ARGS} -DSERTX_WITH_POSTGRESQL=OFF
+      -DCMAKE_DISABLE_FIND_PACKAGE_PostgreSQL=ON
+      -DSERTX_BUILD_TESTS=OFF -DSERTX_BUILD_EXAMPLES=OFF -DSERTX_BUILD_BENCHMARKS=OFF
+      "-DCMAKE_INSTALL_PREFIX=${prefix}")
+  run(${CMAKE_COMMAND} --install "${build}")
+  expect_file("${prefix}/include/sertx/soci/sqlite3.hpp")
+  file(GLOB_RECURSE unwanted "${prefix}/include/sertx/soci/postgresql.hpp" "${prefix}/*/sertx-postgresql.pc")
+  if(unwanted)
+    message(FATAL_ERROR "install test: a build without the PostgreSQL adapter installed ${unwanted}")
+  endif()
+  search_prefixes("${prefix}")
+  build_consumer(sqlite3-only -DSERTX_CONSUME=components -DSERTX_COMPONENTS=sqlite3
+                 -DCONSUMER_ABSENT=postgresql -DCMAKE_DISABLE_FIND_PACKAGE_PostgreSQL=ON)
 
 elseif(STEP STREQUAL "add_subdirectory")
   build_consumer(add_subdirectory -DSERTX_CONSUME=add_subdirectory -DCONSUMER_POSTGRESQL=OFF "-DSERTX_SOURCE_DIR=${SOURCE_DIR}")
