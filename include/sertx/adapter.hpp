@@ -30,7 +30,7 @@
 /// |              | `c.classify(std::exception_ptr)` → `failure` | the one classification table of the adapter (DESIGN §5) |
 /// |              | `c.take_notices(f)`                      | server notices, to the observers' `on_notice` |
 /// | nested<savepoint> | `c.savepoint(n)`, `c.release(n)`, `c.rollback_to(n)` | savepoints named by depth |
-/// | idempotency_key | `c.journal()` (see below), `db.key_committed_elsewhere(s, d)` → `std::optional<std::optional<std::string>>` | the attempt that wrote a key, asked on a fresh session after a lost COMMIT; empty when it cannot be asked |
+/// | idempotency_key | `c.journal()` (see below), `db.key_committed_elsewhere(s, d)` → `std::optional<std::optional<committed_key>>` | the attempt that wrote a key (and its request's fingerprint), asked on a fresh session after a lost COMMIT; empty when it cannot be asked |
 /// | resolve_unknown<by_txid> | `c.current_txid()` → `std::int64_t`, `db.txid_committed(id, d)` → `std::optional<bool>` | a lost COMMIT's outcome by transaction id |
 /// | effects, install | `c.journal()`, an object with the statements of `journal_statements` | sertx's own tables: the commit log and the effect journal |
 /// | migrate      | `c.migrations()`, an object with the statements of `migration_statements`; `c.execute(const char*)` | sertx_schema, and each statement of a migration |
@@ -86,6 +86,13 @@ struct transaction_start {
     /// A lost COMMIT of this attempt can be resolved (an idempotency key is
     /// written, or the txid recorded).
     bool commit_resolvable = false;
+};
+
+/// A key's row in the commit log: the attempt that committed it, and the
+/// request's fingerprint it was committed with (empty when none was given).
+struct committed_key {
+    std::string attempt;
+    std::string request;
 };
 
 namespace detail {
@@ -162,9 +169,10 @@ template <class J>
 concept journal_statements = requires(J& j, std::string_view s, effect_state st, std::size_t n, unsigned a,
                                       std::int64_t t) {
     j.install_exactly_once();  // creates the tables when missing
-    { j.key_committed(s) } -> std::same_as<std::optional<std::string>>;  // the attempt that wrote the key
-    j.record_key(s, s);                                                  // key, attempt
-    { j.prune_keys(t) } -> std::convertible_to<std::size_t>;             // committed before t (unix µs)
+    { j.key_committed(s) } -> std::same_as<std::optional<committed_key>>;  // who wrote the key
+    j.record_key(s, s, s);                                     // key, attempt, request fingerprint
+    { j.prune_keys(t) } -> std::convertible_to<std::size_t>;   // committed before t (unix µs)
+    { j.prune_effects(t) } -> std::convertible_to<std::size_t>;  // done or failed, settled before t
     { j.schedule_effect(s, s, s, s) } -> std::same_as<bool>;  // key, operation, effect, payload; false: existed
     { j.claim_effect(s, s) } -> std::same_as<std::optional<claimed_effect>>;  // operation, dispatcher
     { j.settle_effect(s, a, st, s, s) } -> std::same_as<bool>;  // key, claim's attempts, state, result, error
@@ -182,7 +190,7 @@ concept journal_adapter = requires(typename Db::connection_type& c) {
 template <class Db>
 concept keyed_adapter =
     journal_adapter<Db> && requires(Db& db, std::string_view key, std::chrono::steady_clock::time_point d) {
-        { db.key_committed_elsewhere(key, d) } -> std::same_as<std::optional<std::optional<std::string>>>;
+        { db.key_committed_elsewhere(key, d) } -> std::same_as<std::optional<std::optional<committed_key>>>;
     };
 
 template <class Db>

@@ -130,6 +130,14 @@ public:
     using error::error;
 };
 
+/// An idempotency key was committed before for a different request (its
+/// `.request` fingerprint differs): a reused key is a client bug to report,
+/// not a duplicate to swallow. The body was not run.
+class idempotency_mismatch : public error {
+public:
+    using error::error;
+};
+
 /// The database could not be reached or opened (bad connection string, server
 /// down, unreadable file). Never contains a password.
 class connection_error : public error {

@@ -2,7 +2,8 @@
 #pragma once
 /// \file
 /// `sertx::install(db)`: creates sertx's own tables, and
-/// `sertx::prune_commit_log(db, older_than)`: forgets old idempotency keys.
+/// `sertx::prune_commit_log(db, older_than)`: forgets old idempotency keys,
+/// and `sertx::prune_effects(db, older_than)`: forgets settled effects.
 ///
 /// \code
 /// auto db = sertx::postgresql::open(conninfo);
@@ -28,6 +29,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace sertx {
 
@@ -44,18 +46,36 @@ void install(Db& db) {
     }
 }
 
+namespace detail {
+/// Unix microseconds `older_than` before now, by this machine's clock.
+template <class Rep, class Period>
+std::int64_t unix_micros_before(std::chrono::duration<Rep, Period> older_than, const char* caller) {
+    if (older_than < older_than.zero())
+        throw error(std::string("sertx: ") + caller + " needs a duration >= 0; it removes what is older than that.");
+    const auto cutoff = std::chrono::system_clock::now() - older_than;
+    return std::chrono::duration_cast<std::chrono::microseconds>(cutoff.time_since_epoch()).count();
+}
+}  // namespace detail
+
 /// Removes the idempotency keys committed more than `older_than` ago, by this
 /// machine's clock; returns how many. A request retried with a pruned key
 /// runs again: keep keys longer than any client may retry.
 template <class Db, class Rep, class Period>
 std::size_t prune_commit_log(Db& db, std::chrono::duration<Rep, Period> older_than) {
-    if (older_than < older_than.zero())
-        throw error("sertx: prune_commit_log needs a duration >= 0; it removes keys older than that.");
-    const auto cutoff = std::chrono::system_clock::now() - older_than;
-    const std::int64_t before =
-        std::chrono::duration_cast<std::chrono::microseconds>(cutoff.time_since_epoch()).count();
     static_assert(detail::check_journal_adapter<Db>());
+    const std::int64_t before = detail::unix_micros_before(older_than, "prune_commit_log");
     return transact(db, [&](auto& tx) { return tx.connection(detail::internal_access{}).journal().prune_keys(before); });
+}
+
+/// Removes settled effects (done or failed, by a dispatcher or by hand)
+/// settled more than `older_than` ago; never one that is pending, started or
+/// in doubt. Returns how many it removed.
+template <class Db, class Rep, class Period>
+std::size_t prune_effects(Db& db, std::chrono::duration<Rep, Period> older_than) {
+    static_assert(detail::check_journal_adapter<Db>());
+    const std::int64_t before = detail::unix_micros_before(older_than, "prune_effects");
+    return transact(db,
+                    [&](auto& tx) { return tx.connection(detail::internal_access{}).journal().prune_effects(before); });
 }
 
 }  // namespace sertx

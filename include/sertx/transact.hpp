@@ -53,9 +53,17 @@ namespace sertx {
 /// A key that makes a transaction commit at most once: written in the same
 /// transaction, looked up before the body runs. Any bytes; at most
 /// `max_length` of them.
+///
+/// `request` optionally identifies the request the key was made for (a hash
+/// of its parameters, any bytes, at most `max_request_length`). A later call
+/// with the same key and a different request throws `idempotency_mismatch`
+/// instead of returning empty; requests are compared only when both calls
+/// carried one (keys committed before fingerprints existed have none).
 struct idempotency_key {
     static constexpr std::size_t max_length = 256;
+    static constexpr std::size_t max_request_length = 256;
     std::string value;
+    std::string request{};  // the initializer keeps idempotency_key{"k"} free of -Wmissing-field-initializers
 };
 
 namespace detail {
@@ -159,6 +167,10 @@ inline void check_key(const idempotency_key& key) {
     if (key.value.size() > idempotency_key::max_length)
         throw error("sertx: an idempotency_key is at most " + std::to_string(idempotency_key::max_length) +
                     " bytes; this one has " + std::to_string(key.value.size()) + ".");
+    if (key.request.size() > idempotency_key::max_request_length)
+        throw error("sertx: an idempotency_key's request fingerprint is at most " +
+                    std::to_string(idempotency_key::max_request_length) + " bytes (a hash of the request); this "
+                    "one has " + std::to_string(key.request.size()) + ".");
 }
 
 /// The idempotency key's steps of an unkeyed call: none.
@@ -198,21 +210,35 @@ public:
     }
     const std::string& attempt_id() const noexcept { return attempt_id_; }
 
-    /// The attempt that committed the key before this one began, if any.
+    /// The attempt that committed the key before this one began, if any;
+    /// `idempotency_mismatch` when it was committed for another request.
     template <class C>
     std::optional<std::string> committed_by(C& c) {
-        return c.journal().key_committed(key_.value);
+        return attempt_of(c.journal().key_committed(key_.value));
     }
     template <class C>
     void record(C& c) {
-        c.journal().record_key(key_.value, attempt_id_);
+        c.journal().record_key(key_.value, attempt_id_, key_.request);
     }
+    /// After a lost COMMIT: the attempt that wrote the key (an empty inner
+    /// optional: none did), or empty when the database cannot be asked.
     template <class Db>
     std::optional<std::optional<std::string>> written_by(Db& db, std::chrono::steady_clock::time_point deadline) {
-        return db.key_committed_elsewhere(key_.value, deadline);
+        std::optional<std::optional<committed_key>> asked = db.key_committed_elsewhere(key_.value, deadline);
+        if (!asked) return std::nullopt;
+        return attempt_of(std::move(*asked));
     }
 
 private:
+    std::optional<std::string> attempt_of(std::optional<committed_key> written) const {
+        if (!written) return std::nullopt;
+        if (!key_.request.empty() && !written->request.empty() && written->request != key_.request)
+            throw idempotency_mismatch("sertx: idempotency key '" + printable(key_.value) +
+                                       "' was committed before for a different request; a reused key is a "
+                                       "client bug: give each request its own key.");
+        return std::move(written->attempt);
+    }
+
     const idempotency_key& key_;
     std::string attempt_id_;
 };

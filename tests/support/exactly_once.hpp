@@ -288,6 +288,118 @@ void prune_forgets_old_keys_only(Db& db) {
     CHECK_THROWS_AS(sertx::prune_commit_log(db, std::chrono::seconds(-1)), sertx::error);
 }
 
+/// A key reused for another request (its .request fingerprint differs) is
+/// an error naming the key; the same request, or a call without one, gets
+/// the usual empty answer.
+template <class Db>
+void fingerprints_tell_a_reused_key(Db& db) {
+    sertx::install(db);
+    exec(db, "create table t (n integer)");
+    int runs = 0;
+    auto body = [&](auto& tx) {
+        ++runs;
+        tx.sql() << "insert into t (n) values (1)";
+        return 7;
+    };
+    CHECK(sertx::transact(db, sertx::idempotency_key{.value = "pay-9", .request = "to=alice;amount=5"}, body) == 7);
+    CHECK_FALSE(sertx::transact(db, sertx::idempotency_key{.value = "pay-9", .request = "to=alice;amount=5"}, body));
+    CHECK_FALSE(sertx::transact(db, sertx::idempotency_key{"pay-9"}, body));  // no fingerprint: nothing to compare
+    try {
+        sertx::transact(db, sertx::idempotency_key{.value = "pay-9", .request = "to=mallory;amount=500"}, body);
+        FAIL("a reused key with another request returned");
+    } catch (const sertx::idempotency_mismatch& e) {
+        CHECK(std::string(e.what()).find("'pay-9'") != std::string::npos);
+    }
+    CHECK(runs == 1);
+    CHECK(count(db, "select count(*) from t") == 1);
+    const std::string too_long(sertx::idempotency_key::max_request_length + 1, 'r');
+    CHECK_THROWS_AS(sertx::transact(db, sertx::idempotency_key{.value = "pay-10", .request = too_long}, body),
+                    sertx::error);
+}
+
+/// A commit log made by a sertx from before request fingerprints gains the
+/// column when install() runs again, and its keys still count.
+template <class Db>
+void install_upgrades_an_old_commit_log(Db& db) {
+    exec(db, "create table sertx_commit_log (key text primary key, attempt text not null, committed_at bigint not null)");
+    exec(db, "insert into sertx_commit_log (key, attempt, committed_at) values ('" + sertx::detail::to_hex("old") +
+                 "', 'a', 1)");
+    sertx::install(db);
+    sertx::install(db);
+    CHECK_FALSE(sertx::transact(db, sertx::idempotency_key{.value = "old", .request = "r"}, [](auto&) { return 1; }));
+    CHECK(sertx::transact(db, sertx::idempotency_key{.value = "new", .request = "r"}, [](auto&) { return 1; }) == 1);
+    CHECK_THROWS_AS(sertx::transact(db, sertx::idempotency_key{.value = "new", .request = "s"}, [](auto&) { return 1; }),
+                    sertx::idempotency_mismatch);
+}
+
+/// 8 threads race one key with two different requests: one commit; the
+/// callers with the winner's request get its value or empty, the others
+/// idempotency_mismatch.
+template <class Db>
+void racing_requests_on_one_key(Db& db, int rounds) {
+    sertx::install(db);
+    exec(db, "create table applied (round integer not null, request integer not null)");
+    constexpr int threads = 8;
+    for (int round = 0; round < rounds; ++round) {
+        const std::string key = "race-" + std::to_string(round);
+        std::barrier start(threads);
+        std::atomic<int> values{0}, empties{0}, mismatches{0}, errors{0};
+        std::atomic<int> winner{-1};
+        std::vector<std::thread> pool;
+        for (int t = 0; t < threads; ++t)
+            pool.emplace_back([&, t] {
+                const int request = t % 2;
+                try {
+                    start.arrive_and_wait();
+                    const auto r = sertx::transact(
+                        db, sertx::idempotency_key{.value = key, .request = "request-" + std::to_string(request)},
+                        [&](auto& tx) {
+                            tx.sql() << "insert into applied (round, request) values (:r, :q)", soci::use(round),
+                                soci::use(request);
+                            return request;
+                        });
+                    if (r) winner = *r;
+                    ++(r ? values : empties);
+                } catch (const sertx::idempotency_mismatch&) {
+                    ++mismatches;
+                } catch (const std::exception& e) {
+                    UNSCOPED_INFO(e.what());
+                    ++errors;
+                }
+            });
+        for (auto& p : pool) p.join();
+        REQUIRE(errors == 0);
+        REQUIRE(values == 1);
+        CHECK(empties == threads / 2 - 1);
+        CHECK(mismatches == threads / 2);
+        CHECK(count(db, "select count(*) from applied where round = " + std::to_string(round)) == 1);
+        CHECK(count(db, "select count(*) from applied where round = " + std::to_string(round) +
+                            " and request = " + std::to_string(winner.load())) == 1);
+    }
+}
+
+/// prune_effects removes settled effects older than asked, and nothing
+/// pending, started or in doubt, however old.
+template <class Db>
+void prune_effects_keeps_everything_unsettled(Db& db) {
+    sertx::install(db);
+    sertx::effects journal(db);
+    const std::vector<std::string> keys = {"pending", "started", "done", "failed", "in_doubt", "done-now"};
+    schedule_all(db, journal, keys);
+    for (const std::string state : {"started", "done", "failed", "in_doubt"})
+        exec(db, "update sertx_effect set state = '" + state + "', settled_at = 1, scheduled_at = 1 where key = '" +
+                     sertx::detail::to_hex(state) + "'");
+    exec(db, "update sertx_effect set state = 'done', settled_at = scheduled_at where key = '" +
+                 sertx::detail::to_hex("done-now") + "'");
+    exec(db, "update sertx_effect set scheduled_at = 1 where key = '" + sertx::detail::to_hex("pending") + "'");
+    CHECK(sertx::prune_effects(db, std::chrono::hours(1)) == 2);
+    for (const std::string kept : {"pending", "started", "in_doubt", "done-now"}) CHECK(journal.find(kept).has_value());
+    for (const std::string gone : {"done", "failed"}) CHECK_FALSE(journal.find(gone).has_value());
+    CHECK(sertx::prune_effects(db, std::chrono::seconds(0)) == 1);  // done-now, settled before now
+    CHECK(count(db, "select count(*) from sertx_effect") == 3);
+    CHECK_THROWS_AS(sertx::prune_effects(db, std::chrono::seconds(-1)), sertx::error);
+}
+
 template <class Db>
 void schedule_commits_with_the_transaction(Db& db) {
     sertx::install(db);
@@ -555,6 +667,30 @@ void concurrent_dispatchers_call_each_once(Db& db, int dispatchers, int effects)
         SERTX_REQUIRE_BACKEND(TestType);                                                                               \
         TestType fixture;                                                                                              \
         ::sertx::test::keyed_body_commits_once(fixture.db);                                                            \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("a key reused for another request is an idempotency_mismatch", backend_tag "[exactly_once]",  \
+                       Fixture) {                                                                                      \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::fingerprints_tell_a_reused_key(fixture.db);                                                     \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("install adds the request column to a commit log from before fingerprints",                 \
+                       backend_tag "[exactly_once]", Fixture) {                                                        \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::install_upgrades_an_old_commit_log(fixture.db);                                                 \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("8 threads racing one key with two requests: one commit, the other request mismatches",       \
+                       backend_tag "[exactly_once][concurrency]", Fixture) {                                           \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::racing_requests_on_one_key(fixture.db, 10);                                                     \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("prune_effects removes old settled effects and nothing unsettled", backend_tag "[exactly_once]", \
+                       Fixture) {                                                                                      \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::prune_effects_keeps_everything_unsettled(fixture.db);                                           \
     }                                                                                                                  \
     TEMPLATE_TEST_CASE("a keyed body that throws leaves its key free", backend_tag "[exactly_once]", Fixture) {        \
         SERTX_REQUIRE_BACKEND(TestType);                                                                               \

@@ -29,10 +29,10 @@ namespace sertx::detail {
 
 /// The bytes of a column that `to_hex` wrote; a value that is not hex was
 /// written by something other than sertx.
-inline std::string column_bytes(std::string_view hex, const char* column) {
+inline std::string column_bytes(std::string_view hex, const char* column, const char* table = "sertx_effect") {
     if (std::optional<std::string> bytes = from_hex(hex)) return std::move(*bytes);
-    throw error(std::string("sertx: column ") + column +
-                " of sertx_effect holds a value that is not hex; the row was changed outside sertx.");
+    throw error(std::string("sertx: column ") + column + " of " + table +
+                " holds a value that is not hex; the row was changed outside sertx.");
 }
 
 /// `'a', 'b', 'c'`: the names of a CHECK constraint's list.
@@ -66,7 +66,8 @@ public:
             "create table if not exists sertx_commit_log ("
             " key text primary key,"           // the idempotency key, hex
             " attempt text not null,"          // the attempt that committed it (resolves a lost COMMIT)
-            " committed_at bigint not null);"  // for prune_commit_log
+            " committed_at bigint not null,"   // for prune_commit_log
+            " request text not null default '');"  // the request's fingerprint, hex; '' when none was given
             "create index if not exists sertx_commit_log_age on sertx_commit_log (committed_at);"
             "create table if not exists sertx_effect ("
             " key text primary key,"
@@ -85,23 +86,29 @@ public:
             " note text not null default '');"
             "create index if not exists sertx_effect_queue on sertx_effect (operation, state, scheduled_at)")
                            .c_str());
+        // A commit log made before request fingerprints existed gains the column.
+        int has_request = 0;
+        self().session() << Connection::dialect::commit_log_has_request, ::soci::into(has_request);
+        if (has_request == 0)
+            self().execute("alter table sertx_commit_log add column request text not null default ''");
     }
 
     // ---- the commit log ----
 
-    std::optional<std::string> key_committed(std::string_view key) {
-        std::string hex = to_hex(key), attempt;
-        ::soci::statement st =
-            once("select attempt from sertx_commit_log where key = :k", ::soci::into(attempt), ::soci::use(hex));
+    std::optional<committed_key> key_committed(std::string_view key) {
+        std::string hex = to_hex(key), attempt, request;
+        ::soci::statement st = once("select attempt, request from sertx_commit_log where key = :k",
+                                    ::soci::into(attempt), ::soci::into(request), ::soci::use(hex));
         if (!st.execute(true)) return std::nullopt;
-        return attempt;
+        return committed_key{std::move(attempt), column_bytes(request, "request", "sertx_commit_log")};
     }
 
-    void record_key(std::string_view key, std::string_view attempt) {
-        std::string hex = to_hex(key), id(attempt);
+    void record_key(std::string_view key, std::string_view attempt, std::string_view request) {
+        std::string hex = to_hex(key), id(attempt), fingerprint = to_hex(request);
         long long now = unix_micros_now();
-        self().session() << "insert into sertx_commit_log (key, attempt, committed_at) values (:k, :a, :t)",
-            ::soci::use(hex), ::soci::use(id), ::soci::use(now);
+        self().session()
+            << "insert into sertx_commit_log (key, attempt, committed_at, request) values (:k, :a, :t, :r)",
+            ::soci::use(hex), ::soci::use(id), ::soci::use(now), ::soci::use(fingerprint);
     }
 
     std::size_t prune_keys(std::int64_t committed_before) {
@@ -110,6 +117,15 @@ public:
     }
 
     // ---- the effect journal ----
+
+    /// Settled effects (done or failed, by a dispatcher or by hand) settled
+    /// before `settled_before`; never one that is pending, started or in doubt.
+    std::size_t prune_effects(std::int64_t settled_before) {
+        long long before = settled_before;
+        return changed(once("delete from sertx_effect where state in ('done', 'failed') and settled_at > 0 and "
+                            "settled_at < :t",
+                            ::soci::use(before)));
+    }
 
     bool schedule_effect(std::string_view key, std::string_view operation, std::string_view effect,
                          std::string_view payload) {

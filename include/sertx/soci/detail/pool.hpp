@@ -262,13 +262,13 @@ public:
     /// (an empty inner optional: no attempt did), asked on a fresh session;
     /// empty when the database cannot be reached before `deadline` or
     /// `resolve_timeout`, whichever is sooner.
-    std::optional<std::optional<std::string>> key_committed_elsewhere(std::string_view key,
-                                                                      std::chrono::steady_clock::time_point deadline) {
-        return ask_until(deadline, [&](Connection& c) -> std::optional<std::optional<std::string>> {
+    std::optional<std::optional<committed_key>> key_committed_elsewhere(
+        std::string_view key, std::chrono::steady_clock::time_point deadline) {
+        return ask_until(deadline, [&](Connection& c) -> std::optional<std::optional<committed_key>> {
             c.begin(transaction_start{access_mode::read_only_deferrable});
-            std::optional<std::string> attempt = c.journal().key_committed(key);
+            std::optional<committed_key> written = c.journal().key_committed(key);
             c.rollback();
-            return attempt;
+            return written;
         });
     }
 
