@@ -23,14 +23,14 @@
 /// |              | `db.counters()` → `sertx::counters&`     | the counters `db.stats()` reads |
 /// |              | `db.identity()` → `const void*`          | tells a nested `transact` on the same database |
 /// |              | `C::session_type`, `c.session()`         | what `tx.sql()` returns |
-/// |              | `c.begin(const transaction_start&)`      | opens an attempt's serializable transaction |
-/// |              | `c.verify_isolation()`                   | `verify_isolation<every_transaction>` |
+/// |              | `c.begin(const transaction_start&)`      | opens an attempt's serializable transaction (and checks its level when `verify_isolation` asks) |
 /// |              | `c.commit()`, `c.rollback()`             | ends the transaction; a lost COMMIT throws what `classify` calls `commit_unknown` |
 /// |              | `c.abandon(failure)` (noexcept)          | after a failed attempt: roll back, or mark the connection broken |
 /// |              | `c.classify(std::exception_ptr)` → `failure` | the one classification table of the adapter (DESIGN §5) |
 /// |              | `c.take_notices(f)`                      | server notices, to the observers' `on_notice` |
 /// | nested<savepoint> | `c.savepoint(n)`, `c.release(n)`, `c.rollback_to(n)` | savepoints named by depth |
 /// | idempotency_key | `c.journal()` (see below), `db.key_committed_elsewhere(s, d)` → `std::optional<std::optional<committed_key>>` | the attempt that wrote a key (and its request's fingerprint), asked on a fresh session after a lost COMMIT; empty when it cannot be asked |
+/// | (optional) fewer round trips | `c.begin_and_find_key(start, s)`, `c.commit_with_key(key, attempt, request)` | the key's statements folded into BEGIN's and COMMIT's round trips (`folded_key_adapter`) |
 /// | resolve_unknown<by_txid> | `c.current_txid()` → `std::int64_t`, `db.txid_committed(id, d)` → `std::optional<bool>` | a lost COMMIT's outcome by transaction id |
 /// | effects, install | `c.journal()`, an object with the statements of `journal_statements` | sertx's own tables: the commit log and the effect journal |
 /// | migrate      | `c.migrations()`, an object with the statements of `migration_statements`; `c.execute(const char*)` | sertx_schema, and each statement of a migration |
@@ -86,6 +86,10 @@ struct transaction_start {
     /// A lost COMMIT of this attempt can be resolved (an idempotency key is
     /// written, or the txid recorded).
     bool commit_resolvable = false;
+    /// Check inside the new transaction that it runs at SERIALIZABLE
+    /// (`verify_isolation<every_transaction>`), throwing `isolation_error`
+    /// if not; an adapter may do it in BEGIN's round trip.
+    bool verify_isolation = false;
 };
 
 /// A key's row in the commit log: the attempt that committed it, and the
@@ -127,7 +131,6 @@ concept connection_has_session = requires(typename Db::connection_type& c) {
 template <class Db>
 concept connection_begins = requires(typename Db::connection_type& c, const transaction_start& start) {
     c.begin(start);
-    c.verify_isolation();
 };
 
 template <class Db>
@@ -193,6 +196,20 @@ concept keyed_adapter =
         { db.key_committed_elsewhere(key, d) } -> std::same_as<std::optional<std::optional<committed_key>>>;
     };
 
+/// Optional, for an idempotency key without round trips of its own: the
+/// key's lookup sent with BEGIN, and its row with COMMIT. Without these,
+/// `transact` runs `journal().key_committed` after `begin` and
+/// `journal().record_key` before `commit`; with them, the adapter keeps the
+/// same semantics in fewer round trips (a failure of the batched insert is
+/// the commit's failure; a connection lost while the batch is in flight is
+/// `commit_unknown`).
+template <class Db>
+concept folded_key_adapter = requires(typename Db::connection_type& c, const transaction_start& start,
+                                      std::string_view s) {
+    { c.begin_and_find_key(start, s) } -> std::same_as<std::optional<committed_key>>;  // start, key
+    c.commit_with_key(s, s, s);                                                       // key, attempt, request
+};
+
 template <class Db>
 concept txid_adapter =
     requires(Db& db, typename Db::connection_type& c, std::int64_t id, std::chrono::steady_clock::time_point d) {
@@ -251,9 +268,8 @@ constexpr bool check_transact_adapter() {
                       "sertx: the adapter's connection has no session_type and session(); tx.sql() returns "
                       "it (see sertx/adapter.hpp).");
         static_assert(connection_begins<Db>,
-                      "sertx: the adapter's connection has no begin(const sertx::transaction_start&) or "
-                      "verify_isolation(); transact() opens each attempt's serializable transaction with them "
-                      "(see sertx/adapter.hpp).");
+                      "sertx: the adapter's connection has no begin(const sertx::transaction_start&); "
+                      "transact() opens each attempt's serializable transaction with it (see sertx/adapter.hpp).");
         static_assert(connection_ends<Db>,
                       "sertx: the adapter's connection has no commit(), rollback() or noexcept "
                       "abandon(sertx::failure); transact() ends each attempt with them (see sertx/adapter.hpp).");

@@ -181,12 +181,16 @@ struct no_key {
         static const std::string none;
         return none;
     }
+    /// Begins; no key to look up, so never committed before.
     template <class C>
-    std::optional<std::string> committed_by(C&) noexcept {
+    std::optional<std::string> begin(C& c, const transaction_start& start) {
+        c.begin(start);
         return std::nullopt;
     }
     template <class C>
-    void record(C&) noexcept {}
+    void commit(C& c) {
+        c.commit();
+    }
     template <class Db>
     std::optional<std::optional<std::string>> written_by(Db&, std::chrono::steady_clock::time_point) noexcept {
         return std::nullopt;
@@ -210,15 +214,28 @@ public:
     }
     const std::string& attempt_id() const noexcept { return attempt_id_; }
 
-    /// The attempt that committed the key before this one began, if any;
-    /// `idempotency_mismatch` when it was committed for another request.
+    /// Begins, and returns the attempt that committed the key before, if
+    /// any (`idempotency_mismatch` when it was committed for another
+    /// request); in BEGIN's round trip where the adapter can.
     template <class C>
-    std::optional<std::string> committed_by(C& c) {
-        return attempt_of(c.journal().key_committed(key_.value));
+    std::optional<std::string> begin(C& c, const transaction_start& start) {
+        if constexpr (requires { c.begin_and_find_key(start, key_.value); }) {
+            return attempt_of(c.begin_and_find_key(start, key_.value));
+        } else {
+            c.begin(start);
+            return attempt_of(c.journal().key_committed(key_.value));
+        }
     }
+    /// Writes the key with this attempt's id, and commits; in COMMIT's round
+    /// trip where the adapter can.
     template <class C>
-    void record(C& c) {
-        c.journal().record_key(key_.value, attempt_id_, key_.request);
+    void commit(C& c) {
+        if constexpr (requires { c.commit_with_key(key_.value, attempt_id_, key_.request); }) {
+            c.commit_with_key(key_.value, attempt_id_, key_.request);
+        } else {
+            c.journal().record_key(key_.value, attempt_id_, key_.request);
+            c.commit();
+        }
     }
     /// After a lost COMMIT: the attempt that wrote the key (an empty inner
     /// optional: none did), or empty when the database cannot be asked.
@@ -408,9 +425,9 @@ private:
         active_scope scope(now);
         bool commit_sent = false;
         try {
-            connection.begin(transaction_start{access, Policy::lock_wait, attempt, Key::present || txid_t::present});
-            if constexpr (Policy::verify_every_transaction) connection.verify_isolation();
-            if (std::optional<std::string> by = key_.committed_by(connection)) {
+            const transaction_start start{access, Policy::lock_wait, attempt, Key::present || txid_t::present,
+                                          Policy::verify_every_transaction};
+            if (std::optional<std::string> by = key_.begin(connection, start)) {
                 connection.rollback();  // committed before: the body is not run
                 return attempt_outcome::found_key(std::move(*by));
             }
@@ -421,10 +438,9 @@ private:
             } else {
                 produced_.emplace(body_(tx));
             }
-            key_.record(connection);
             txid_.record(connection);
-            commit_sent = true;
-            connection.commit();
+            commit_sent = true;  // the key's row may travel with COMMIT
+            key_.commit(connection);
         } catch (...) {
             attempt_outcome o = attempt_outcome::failure_of(connection.classify(std::current_exception()),
                                                             std::current_exception(), commit_sent);

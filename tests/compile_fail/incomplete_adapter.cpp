@@ -24,7 +24,6 @@ struct toy_connection {
     using session_type = int;
     session_type& session();
     void begin(const sertx::transaction_start&);
-    void verify_isolation();
     void commit();
     void rollback();
     void abandon(sertx::failure) noexcept;

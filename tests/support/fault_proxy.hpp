@@ -29,11 +29,11 @@
 //    starts direct TLS, the connection degrades to a raw byte pipe: no commit
 //    detection and no chaos on that connection (cut_all / refuse_new still
 //    work).  Use sslmode=disable (and gssencmode=disable) for fault tests.
-//  * Only Simple Query ('Q') commits are recognised (libpq PQexec("COMMIT"),
-//    which is what soci::session::commit() sends).  A COMMIT sent through the
-//    extended protocol (Parse/Bind/Execute, e.g. PQexecParams or a prepared
-//    SOCI statement) or embedded in a multi-statement string
-//    ("INSERT ...; COMMIT") is not recognised.
+//  * Only Simple Query ('Q') commits are recognised: a query whose last
+//    statement is COMMIT (libpq PQexec("COMMIT"), or sertx's batch "INSERT
+//    ...; COMMIT" that writes an idempotency key with it).  A COMMIT sent
+//    through the extended protocol (Parse/Bind/Execute, e.g. PQexecParams or
+//    a prepared SOCI statement) is not recognised.
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -412,13 +412,16 @@ public:
     [[nodiscard]] std::uint64_t stalls() const noexcept { return stalls_.load(); }
 
     // The commit classifier applied to the text of a Simple Query ('Q')
-    // message: after trimming whitespace, case-insensitively, "COMMIT" or
-    // "END", alone or followed by ';' or whitespace (so "commit;",
-    // "COMMIT AND CHAIN", "END TRANSACTION", "COMMIT PREPARED 'x'" count).
+    // message: its last statement, after trimming whitespace,
+    // case-insensitively, "COMMIT" or "END", alone or followed by ';' or
+    // whitespace (so "commit;", "COMMIT AND CHAIN", "END TRANSACTION",
+    // "COMMIT PREPARED 'x'", "INSERT ...; COMMIT" count). The batches it
+    // meets hold no ';' inside literals, so the last ';' ends a statement.
     [[nodiscard]] static bool is_commit_query(std::string_view sql) noexcept {
         auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
+        while (!sql.empty() && (ws(sql.back()) || sql.back() == ';')) sql.remove_suffix(1);
+        if (const auto last = sql.rfind(';'); last != std::string_view::npos) sql.remove_prefix(last + 1);
         while (!sql.empty() && ws(sql.front())) sql.remove_prefix(1);
-        while (!sql.empty() && ws(sql.back())) sql.remove_suffix(1);
         auto keyword = [&](std::string_view kw) {
             if (sql.size() < kw.size()) return false;
             if (!fault_proxy_detail::iequals_ascii(sql.substr(0, kw.size()), kw)) return false;

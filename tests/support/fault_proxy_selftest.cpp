@@ -319,14 +319,15 @@ void run_all(const target& t) {
     {
         bool good = true;
         for (const char* s : {"COMMIT", "commit", " Commit ;", "COMMIT;", "\n\tcommit\n", "END", "end;",
-                              "COMMIT AND CHAIN", "END TRANSACTION", "commit work"}) {
+                              "COMMIT AND CHAIN", "END TRANSACTION", "commit work", "BEGIN; COMMIT",
+                              "insert into sertx_commit_log values ('6b', '00', 1, ''); COMMIT"}) {
             if (!fault_proxy::is_commit_query(s)) {
                 std::printf("       not recognised: '%s'\n", s);
                 good = false;
             }
         }
-        for (const char* s : {"", "COMMITTED", "ENDS", "ROLLBACK", "BEGIN; COMMIT", "SELECT 'COMMIT'",
-                              "commit_ts", "END_X", "ABORT"}) {
+        for (const char* s : {"", "COMMITTED", "ENDS", "ROLLBACK", "SELECT 'COMMIT'", "COMMIT; SELECT 1",
+                              "commit_ts", "END_X", "ABORT", ";"}) {
             if (fault_proxy::is_commit_query(s)) {
                 std::printf("       wrongly recognised: '%s'\n", s);
                 good = false;

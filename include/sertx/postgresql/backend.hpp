@@ -106,9 +106,15 @@ struct dialect {
     static constexpr const char* serialize_migration_table = "select pg_advisory_xact_lock(8315178131570781543)";
     /// A catalog lookup, so it sees the latest committed table even inside an
     /// older snapshot.
-    /// Whether a commit log made by an older sertx lacks the request column.
+    /// A commit log made before request fingerprints gains the column; the
+    /// check spares install() ALTER TABLE's lock when it has it, and IF NOT
+    /// EXISTS covers a concurrent installer, whose snapshot may not show
+    /// another's new table.
     static constexpr const char* commit_log_has_request =
-        "select count(*) from information_schema.columns where table_schema = current_schema() and table_name = 'sertx_commit_log' and column_name = 'request'";
+        "select count(*) from information_schema.columns where table_schema = current_schema() and "
+        "table_name = 'sertx_commit_log' and column_name = 'request'";
+    static constexpr const char* add_request_column =
+        "alter table sertx_commit_log add column if not exists request text not null default ''";
     static constexpr const char* migration_table_exists =
         "select case when to_regclass('sertx_schema') is null then 0 else 1 end";
     /// The first statement of every migration transaction. LOCK TABLE is one

@@ -208,41 +208,43 @@ public:
     }
     bool reusable() const noexcept { return !broken_ && PQstatus(native_) == CONNECTION_OK; }
 
-    /// BEGIN with the policy's lock_timeout in the same round trip, when the
-    /// session's differs.
+    /// BEGIN, with the policy's lock_timeout (when the session's differs)
+    /// and the isolation check (when asked) in the same round trip.
     void begin(const transaction_start& start) {
-        if (start.access == access_mode::read_write && standby_)
-            refuse("25006",
-                   "sertx: this PostgreSQL server is a hot standby (in recovery) and cannot run writing "
-                   "transactions; connect to the primary, or use a read_only policy.");
-        lock_timeout_since_.reset();
-        if (start.lock_timeout.count() > 0) lock_timeout_since_ = std::chrono::steady_clock::now();
-        const char* begin = dialect::begin[static_cast<std::size_t>(start.access)];
-        const auto change = lock_timeout_.change_for(start.lock_timeout);
-        if (!change) return execute(begin);
-        execute((std::string(begin) + "; SET lock_timeout = " + std::to_string(change->count())).c_str());
+        const std::vector<pg_result> results = run_batch(begin_batch(start));
+        if (start.verify_isolation) check_isolation(results.back().get());
     }
 
-    void verify_isolation() {
-        const std::string level = query_text("SHOW transaction_isolation");
-        if (level != "serializable")
-            throw isolation_error("sertx: PostgreSQL runs this transaction at " + level +
-                                  ", not serializable; something between sertx and the server (a pooler, a "
-                                  "session setting) changed it.");
+    /// BEGIN with the lookup of an idempotency key, in one round trip. The
+    /// key travels as its hex (digits and a-f only), so nothing of the
+    /// caller's bytes is spliced into the SQL text.
+    std::optional<committed_key> begin_and_find_key(const transaction_start& start, std::string_view key) {
+        const std::vector<pg_result> results = run_batch(
+            begin_batch(start) + "; select attempt, request from sertx_commit_log where key = '" +
+            sertx::detail::to_hex(key) + "'");
+        if (start.verify_isolation) check_isolation(results[results.size() - 2].get());
+        const PGresult* found = results.back().get();
+        if (PQntuples(found) == 0) return std::nullopt;
+        return committed_key{PQgetvalue(found, 0, 0),
+                             sertx::detail::column_bytes(PQgetvalue(found, 0, 1), "request", "sertx_commit_log")};
     }
 
     /// COMMIT only while libpq says the transaction is open: PostgreSQL
     /// answers COMMIT of a failed transaction with ROLLBACK and success.
-    void commit() {
-        refuse_unless_open();
-        pg_result r(PQexec(native_, "COMMIT"));
-        if (r && PQresultStatus(r.get()) == PGRES_COMMAND_OK) {
-            if (std::strcmp(PQcmdStatus(r.get()), "COMMIT") != 0)
-                refuse("25P02", "sertx: PostgreSQL answered COMMIT with ROLLBACK: the transaction had failed.");
-            lock_timeout_.committed();
-            return;
-        }
-        fail(r.get(), "COMMIT", true);
+    void commit() { commit_batch("COMMIT"); }
+
+    /// The key's row and COMMIT in one round trip: a failed insert (another
+    /// attempt committed the key: 40001) skips the COMMIT, and a connection
+    /// lost while the batch is in flight leaves the outcome to the key's
+    /// lookup. Key and request travel as hex, as in begin_and_find_key; the
+    /// attempt id is hex already (transact makes it), and checked to be.
+    void commit_with_key(std::string_view key, std::string_view attempt, std::string_view request) {
+        if (!sertx::detail::from_hex(attempt))
+            throw error("sertx: an attempt id is hex digits; this one is not, so it is not written into SQL.");
+        commit_batch("insert into sertx_commit_log (key, attempt, committed_at, request) values ('" +
+                     sertx::detail::to_hex(key) + "', '" + std::string(attempt) + "', " +
+                     std::to_string(sertx::detail::unix_micros_now()) + ", '" + sertx::detail::to_hex(request) +
+                     "'); COMMIT");
     }
 
     void rollback() { execute("ROLLBACK"); }
@@ -367,6 +369,59 @@ private:
                        "transact().");
             default: refuse("08006", "sertx: the connection was lost before COMMIT was sent.");
         }
+    }
+
+    /// BEGIN for `start`, then SET lock_timeout when the session's differs,
+    /// then SHOW transaction_isolation when asked: statements of one batch.
+    std::string begin_batch(const transaction_start& start) {
+        if (start.access == access_mode::read_write && standby_)
+            refuse("25006",
+                   "sertx: this PostgreSQL server is a hot standby (in recovery) and cannot run writing "
+                   "transactions; connect to the primary, or use a read_only policy.");
+        lock_timeout_since_.reset();
+        if (start.lock_timeout.count() > 0) lock_timeout_since_ = std::chrono::steady_clock::now();
+        std::string batch = dialect::begin[static_cast<std::size_t>(start.access)];
+        if (const auto change = lock_timeout_.change_for(start.lock_timeout))
+            batch.append("; SET lock_timeout = ").append(std::to_string(change->count()));
+        if (start.verify_isolation) batch.append("; SHOW transaction_isolation");
+        return batch;
+    }
+
+    /// The answer of SHOW transaction_isolation.
+    static void check_isolation(const PGresult* shown) {
+        const std::string level = PQntuples(shown) > 0 ? PQgetvalue(shown, 0, 0) : "";
+        if (level != "serializable")
+            throw isolation_error("sertx: PostgreSQL runs this transaction at " + level +
+                                  ", not serializable; something between sertx and the server (a pooler, a "
+                                  "session setting) changed it.");
+    }
+
+    /// Statements separated by ';' in one round trip (one simple query); the
+    /// result of each, or the first failure through fail(). The server skips
+    /// what follows a failed statement.
+    std::vector<pg_result> run_batch(const std::string& batch, bool commit_sent = false) {
+        if (!PQsendQuery(native_, batch.c_str())) fail(nullptr, batch.c_str());  // not sent: nothing can commit
+        std::vector<pg_result> results;
+        pg_result failed;
+        while (PGresult* r = PQgetResult(native_)) {
+            pg_result result(r);
+            const auto status = PQresultStatus(r);
+            if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+                results.push_back(std::move(result));
+            else if (!failed)
+                failed = std::move(result);
+        }
+        if (failed || results.empty()) fail(failed.get(), batch.c_str(), commit_sent);
+        return results;
+    }
+
+    /// A batch that ends with COMMIT, sent only while the transaction is open.
+    void commit_batch(const std::string& batch) {
+        refuse_unless_open();
+        const std::vector<pg_result> results = run_batch(batch, true);
+        if (std::strcmp(PQcmdStatus(results.back().get()), "COMMIT") != 0)
+            refuse("25P02", "sertx: PostgreSQL answered COMMIT with ROLLBACK: the transaction had failed.");
+        lock_timeout_.committed();
     }
 
     std::string query_text(const char* sql) {

@@ -143,6 +143,7 @@ public:
     /// write lock with BEGIN IMMEDIATE. `start.lock_timeout` is ignored (see
     /// the top of this file).
     void begin(const transaction_start& start) {
+        if (start.verify_isolation) verify_isolation();
         statement& begin = begin_[static_cast<std::size_t>(start.access)];
         if (start.access != access_mode::read_write) return run(begin.get());
         if (!writers_->enter(busy_timeout_))
@@ -155,12 +156,6 @@ public:
             leave_writers();
             throw;
         }
-    }
-
-    void verify_isolation() {
-        if (pragma_text("PRAGMA read_uncommitted") != "0")
-            throw isolation_error("sertx: this SQLite connection has read_uncommitted on; it would read other "
-                                  "transactions' uncommitted changes in shared-cache mode.");
     }
 
     void commit() {
@@ -277,6 +272,12 @@ private:
           busy_timeout_(c.opts.busy_timeout),
           session_(std::move(s)),
           native_(static_cast<::soci::sqlite3_session_backend*>(session_->get_backend())->conn_) {}
+
+    void verify_isolation() {
+        if (pragma_text("PRAGMA read_uncommitted") != "0")
+            throw isolation_error("sertx: this SQLite connection has read_uncommitted on; it would read other "
+                                  "transactions' uncommitted changes in shared-cache mode.");
+    }
 
     std::string pragma_text(const char* sql) {
         sqlite_api::sqlite3_stmt* raw = nullptr;

@@ -72,9 +72,12 @@ struct dialect {
     /// BEGIN IMMEDIATE has already serialized creators and migrators.
     static constexpr const char* serialize_install = nullptr;
     static constexpr const char* serialize_migration_table = nullptr;
-    /// Whether a commit log made by an older sertx lacks the request column.
+    /// A commit log made before request fingerprints gains the column
+    /// (SQLite's ADD COLUMN has no IF NOT EXISTS; installers are serialized).
     static constexpr const char* commit_log_has_request =
         "select count(*) from pragma_table_info('sertx_commit_log') where name = 'request'";
+    static constexpr const char* add_request_column =
+        "alter table sertx_commit_log add column request text not null default ''";
     static constexpr const char* migration_table_exists =
         "select count(*) from sqlite_master where type = 'table' and name = 'sertx_schema'";
     static constexpr const char* lock_migration_table = nullptr;

@@ -261,7 +261,6 @@ public:
         injected_ = false;
         refused_ = false;
     }
-    void verify_isolation() { inner_.verify_isolation(); }
 
     /// A statement sertx runs itself (a migration's): disturbed like the
     /// body's.

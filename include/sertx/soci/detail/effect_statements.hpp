@@ -88,9 +88,9 @@ public:
                            .c_str());
         // A commit log made before request fingerprints existed gains the column.
         int has_request = 0;
-        self().session() << Connection::dialect::commit_log_has_request, ::soci::into(has_request);
-        if (has_request == 0)
-            self().execute("alter table sertx_commit_log add column request text not null default ''");
+        if constexpr (Connection::dialect::commit_log_has_request != nullptr)
+            self().session() << Connection::dialect::commit_log_has_request, ::soci::into(has_request);
+        if (has_request == 0) self().execute(Connection::dialect::add_request_column);
     }
 
     // ---- the commit log ----
