@@ -9,6 +9,7 @@
 
 #include <sertx/adapter.hpp>
 #include <sertx/backend.hpp>
+#include <sertx/detail/hex.hpp>
 #include <sertx/failure.hpp>
 #include <sertx/sql/split.hpp>
 
@@ -18,6 +19,8 @@
 #include <boost/hana/type.hpp>
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace sertx::postgresql {
@@ -126,6 +129,23 @@ struct dialect {
     static constexpr const char* lock_migration_table = "LOCK TABLE sertx_schema IN EXCLUSIVE MODE";
     /// Scripts split as psql splits them.
     static constexpr sertx::detail::sql_dialect split_as = sertx::detail::sql_dialect::postgresql;
+
+    /// The statements an idempotency key adds to BEGIN's and COMMIT's
+    /// batches, so that it costs no round trip of its own. Everything of the
+    /// caller's (key, request) travels as hex digits, and the attempt id must
+    /// be hex already: nothing is spliced into the SQL text as itself
+    /// (tests/fuzz/key_sql_fuzz.cpp checks it).
+    static std::string find_key(std::string_view key) {
+        return "select attempt, request from sertx_commit_log where key = '" + sertx::detail::to_hex(key) + "'";
+    }
+    static std::string record_key(std::string_view key, std::string_view attempt, std::string_view request,
+                                  std::int64_t committed_at_unix_micros) {
+        if (!sertx::detail::from_hex(attempt))
+            throw error("sertx: an attempt id is hex digits; this one is not, so it is not written into SQL.");
+        return "insert into sertx_commit_log (key, attempt, committed_at, request) values ('" +
+               sertx::detail::to_hex(key) + "', '" + std::string(attempt) + "', " +
+               std::to_string(committed_at_unix_micros) + ", '" + sertx::detail::to_hex(request) + "')";
+    }
 };
 
 }  // namespace sertx::postgresql

@@ -215,13 +215,9 @@ public:
         if (start.verify_isolation) check_isolation(results.back().get());
     }
 
-    /// BEGIN with the lookup of an idempotency key, in one round trip. The
-    /// key travels as its hex (digits and a-f only), so nothing of the
-    /// caller's bytes is spliced into the SQL text.
+    /// BEGIN with the lookup of an idempotency key, in one round trip.
     std::optional<committed_key> begin_and_find_key(const transaction_start& start, std::string_view key) {
-        const std::vector<pg_result> results = run_batch(
-            begin_batch(start) + "; select attempt, request from sertx_commit_log where key = '" +
-            sertx::detail::to_hex(key) + "'");
+        const std::vector<pg_result> results = run_batch(begin_batch(start) + "; " + dialect::find_key(key));
         if (start.verify_isolation) check_isolation(results[results.size() - 2].get());
         const PGresult* found = results.back().get();
         if (PQntuples(found) == 0) return std::nullopt;
@@ -236,15 +232,9 @@ public:
     /// The key's row and COMMIT in one round trip: a failed insert (another
     /// attempt committed the key: 40001) skips the COMMIT, and a connection
     /// lost while the batch is in flight leaves the outcome to the key's
-    /// lookup. Key and request travel as hex, as in begin_and_find_key; the
-    /// attempt id is hex already (transact makes it), and checked to be.
+    /// lookup.
     void commit_with_key(std::string_view key, std::string_view attempt, std::string_view request) {
-        if (!sertx::detail::from_hex(attempt))
-            throw error("sertx: an attempt id is hex digits; this one is not, so it is not written into SQL.");
-        commit_batch("insert into sertx_commit_log (key, attempt, committed_at, request) values ('" +
-                     sertx::detail::to_hex(key) + "', '" + std::string(attempt) + "', " +
-                     std::to_string(sertx::detail::unix_micros_now()) + ", '" + sertx::detail::to_hex(request) +
-                     "'); COMMIT");
+        commit_batch(dialect::record_key(key, attempt, request, sertx::detail::unix_micros_now()) + "; COMMIT");
     }
 
     void rollback() { execute("ROLLBACK"); }
