@@ -31,6 +31,9 @@ public:
         return z ^ (z >> 31);
     }
 
+    /// Uniform in [0, 1).
+    double unit() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
     /// Uniform in [lo, hi] (inclusive); lo when hi <= lo.
     std::uint64_t between(std::uint64_t lo, std::uint64_t hi) noexcept {
         if (hi <= lo) return lo;

@@ -45,6 +45,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <sertx/backoff.hpp>  // jitter_rng: the chaos decisions' generator
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -241,22 +243,6 @@ inline void set_nodelay(int fd) noexcept {
     return true;
 }
 
-// splitmix64: small, fast, fully specified (identical on every platform).
-class splitmix64 {
-public:
-    explicit splitmix64(std::uint64_t seed) noexcept : state_(seed) {}
-    std::uint64_t next() noexcept {
-        std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    }
-    // Uniform in [0, 1).
-    double next_unit() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
-private:
-    std::uint64_t state_;
-};
 
 // Atomically decrements counter if it is positive; true if it did.
 [[nodiscard]] inline bool take_one(std::atomic<int>& counter) noexcept {
@@ -603,7 +589,7 @@ private:
               conn_(c),
               cfd_(c.client_fd),
               ufd_(c.upstream_fd),
-              rng_(fault_proxy_detail::splitmix64(proxy.seed_ ^ (0xd1b54a32d192ed03ULL * (c.index + 1))).next()) {}
+              rng_(sertx::jitter_rng(proxy.seed_ ^ (0xd1b54a32d192ed03ULL * (c.index + 1))).next()) {}
 
         void run() {
             using namespace std::chrono;
@@ -802,8 +788,8 @@ private:
                 // ReadyForQuery has arrived), so authentication messages are exempt.
                 const chaos_settings chaos = z_received_ > 0 ? proxy_.chaos_snapshot() : chaos_settings{};
                 if (chaos.cut_probability > 0.0 || chaos.stall_probability > 0.0) {
-                    const double u_cut = rng_.next_unit();
-                    const double u_stall = rng_.next_unit();
+                    const double u_cut = rng_.unit();
+                    const double u_stall = rng_.unit();
                     const std::uint64_t u_len = rng_.next();
                     if (u_cut < chaos.cut_probability) {
                         if (!conn_.cut_requested.exchange(true)) ++proxy_.connections_cut_;
@@ -887,7 +873,7 @@ private:
         connection& conn_;
         int cfd_;
         int ufd_;
-        fault_proxy_detail::splitmix64 rng_;
+        sertx::jitter_rng rng_;  // splitmix64: fully specified, identical on every platform
 
         fault_proxy_detail::byte_buffer client_in_; // unparsed client bytes
         fault_proxy_detail::byte_buffer to_up_;

@@ -189,8 +189,7 @@ public:
     /// seeded with the seed, whatever thread asks.
     double draw() noexcept {
         const std::uint64_t n = draws_.fetch_add(1, std::memory_order_relaxed);
-        jitter_rng rng(options_.seed + n * 0x9e3779b97f4a7c15ULL);
-        return static_cast<double>(rng.next() >> 11) * 0x1.0p-53;
+        return jitter_rng(options_.seed + n * 0x9e3779b97f4a7c15ULL).unit();
     }
 
     static void add(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
