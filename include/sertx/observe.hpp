@@ -52,6 +52,10 @@ struct stats {
     std::uint64_t sessions_discarded = 0;
     /// False when the database was opened while accepting weaker durability.
     bool durable = true;
+    /// The newest session found its commits waiting for a synchronous
+    /// standby (PostgreSQL: synchronous_standby_names set, synchronous_commit
+    /// on or remote_apply); false where the backend has no replication.
+    bool synchronous_replication = false;
 
     std::uint64_t retries_of(failure f) const noexcept { return retries[static_cast<std::size_t>(f)]; }
     std::uint64_t total_retries() const noexcept {
@@ -76,6 +80,7 @@ struct counters {
     std::atomic<std::uint64_t> sessions_opened{0};
     std::atomic<std::uint64_t> sessions_discarded{0};
     std::atomic<bool> durable{true};
+    std::atomic<bool> synchronous_replication{false};
 
     static void add(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
     void retry(failure f) noexcept { add(retries[static_cast<std::size_t>(f)]); }
@@ -91,6 +96,7 @@ struct counters {
         s.sessions_opened = sessions_opened.load(std::memory_order_relaxed);
         s.sessions_discarded = sessions_discarded.load(std::memory_order_relaxed);
         s.durable = durable.load(std::memory_order_relaxed);
+        s.synchronous_replication = synchronous_replication.load(std::memory_order_relaxed);
         return s;
     }
 };

@@ -76,22 +76,33 @@ struct pg_server_options {
     std::vector<std::string> settings;  ///< extra postgresql.conf lines
 };
 
+class pg_server;
+
+/// Makes a pg_server a streaming standby of `primary` (pg_basebackup -R).
+struct standby_of {
+    const pg_server& primary;
+};
+
 class pg_server {
 public:
     using options = pg_server_options;
 
+    /// A hot standby of `s.primary`, copied from it by pg_basebackup and
+    /// streaming from it; its own port and directory.
+    explicit pg_server(standby_of s) : bin_(pg_bin()), port_(free_loopback_port()) {
+        make_directory();
+        run_as_owner(shell_quote(bin_ + "/pg_basebackup") + " -h 127.0.0.1 -p " + std::to_string(s.primary.port()) +
+                         " -U postgres -R -X stream -D " + shell_quote(data_) + " > " +
+                         shell_quote(dir_ + "/initdb.log") + " 2>&1",
+                     "pg_basebackup");
+        std::ofstream conf(data_ + "/postgresql.conf", std::ios::app);
+        conf << "port = " << port_ << "\nunix_socket_directories = '" << dir_ << "'\n";
+        conf.close();
+        start();
+    }
+
     explicit pg_server(options o = {}) : options_(std::move(o)), bin_(pg_bin()), port_(free_loopback_port()) {
-        if (bin_.empty()) throw std::runtime_error("test: PostgreSQL server binaries not found");
-        char tmpl[] = "/tmp/sertx-own-pg.XXXXXX";
-        if (!::mkdtemp(tmpl)) throw std::runtime_error("test: mkdtemp failed");
-        dir_ = tmpl;
-        data_ = dir_ + "/data";
-        ::chmod(dir_.c_str(), 0755);
-        if (::getuid() == 0) {
-            const passwd* pg = ::getpwnam("postgres");
-            if (!pg) throw std::runtime_error("test: running as root needs a postgres user for initdb");
-            if (::chown(dir_.c_str(), pg->pw_uid, pg->pw_gid) != 0) throw std::runtime_error("test: chown failed");
-        }
+        make_directory();
         std::string init = shell_quote(bin_ + "/initdb") + " --no-sync -U postgres -D " + shell_quote(data_);
         if (options_.auth == "trust") {
             init += " -A trust";
@@ -135,6 +146,8 @@ public:
     }
 
     void start() { pg_ctl("start -w -t 60 -l " + shell_quote(dir_ + "/server.log"), true); }
+    /// A standby becomes a primary (pg_ctl promote, waiting until it is).
+    void promote() { pg_ctl("promote -w -t 60", true); }
     /// `mode`: "smart", "fast" or "immediate" (pg_ctl -m).
     void stop(const std::string& mode) { pg_ctl("stop -w -t 60 -m " + mode, true); }
     void restart(const std::string& mode) {
@@ -151,6 +164,20 @@ public:
     }
 
 private:
+    void make_directory() {
+        if (bin_.empty()) throw std::runtime_error("test: PostgreSQL server binaries not found");
+        char tmpl[] = "/tmp/sertx-own-pg.XXXXXX";
+        if (!::mkdtemp(tmpl)) throw std::runtime_error("test: mkdtemp failed");
+        dir_ = tmpl;
+        data_ = dir_ + "/data";
+        ::chmod(dir_.c_str(), 0755);
+        if (::getuid() == 0) {
+            const passwd* pg = ::getpwnam("postgres");
+            if (!pg) throw std::runtime_error("test: running as root needs a postgres user for initdb");
+            if (::chown(dir_.c_str(), pg->pw_uid, pg->pw_gid) != 0) throw std::runtime_error("test: chown failed");
+        }
+    }
+
     void run_as_owner(const std::string& command, const char* what) const {
         const std::string full =
             ::getuid() == 0 ? "su postgres -s /bin/sh -c " + shell_quote(command) : "/bin/sh -c " + shell_quote(command);

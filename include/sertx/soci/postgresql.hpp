@@ -55,6 +55,13 @@ struct options {
     /// Accept fsync, synchronous_commit or full_page_writes off (throwaway
     /// data only); `stats().durable` then reads false.
     bool accept_weaker_durability = false;
+    /// Refuse to acknowledge a commit that lives on one machine only: `open`
+    /// throws `durability_error` unless the primary's commits wait for a
+    /// synchronous standby (synchronous_standby_names set, synchronous_commit
+    /// on or remote_apply), and every new session checks it again, so that
+    /// after a failover to a primary without a standby, writes are refused
+    /// (reads still run) until one is attached (docs/deployment.md).
+    bool require_synchronous_standby = false;
 };
 
 namespace detail {
@@ -229,6 +236,19 @@ public:
     /// answers COMMIT of a failed transaction with ROLLBACK and success.
     void commit() { commit_batch("COMMIT"); }
 
+    /// With require_synchronous_standby: throws `durability_error` unless
+    /// this session's commits wait for a synchronous standby. A session that
+    /// was refused reads the settings again (one round trip, only then), so
+    /// that writes resume once a standby is attached.
+    void require_synchronous_standby() {
+        if (replication_refusal_.empty()) return;
+        pg_result r(PQexec(native_, "select current_setting('synchronous_standby_names'), "
+                                    "current_setting('synchronous_commit')"));
+        if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) fail(r.get(), "reading the replication settings");
+        note_replication(*config_, PQgetvalue(r.get(), 0, 0), PQgetvalue(r.get(), 0, 1));
+        if (!replication_refusal_.empty()) throw durability_error(replication_refusal_);
+    }
+
     /// The key's row and COMMIT in one round trip: a failed insert (another
     /// attempt committed the key: 40001) skips the COMMIT, and a connection
     /// lost while the batch is in flight leaves the outcome to the key's
@@ -361,6 +381,24 @@ private:
         }
     }
 
+    /// Whether this session's commits wait for a synchronous standby; with
+    /// require_synchronous_standby, the refusal its writes get when not.
+    void note_replication(const config& c, std::string_view standby_names, std::string_view sync_commit) {
+        std::string gap;
+        if (standby_names.empty())
+            gap = "synchronous_standby_names is empty, so a commit is acknowledged before any standby has it; "
+                  "name the standbys in it (Patroni: synchronous_mode)";
+        else if (sync_commit != "on" && sync_commit != "remote_apply")
+            gap = "synchronous_commit=" + std::string(sync_commit) +
+                  " acknowledges a commit before a standby has flushed it; set it to on (or remote_apply)";
+        counters_->synchronous_replication.store(gap.empty(), std::memory_order_relaxed);
+        replication_refusal_.clear();
+        if (!gap.empty() && c.opts.require_synchronous_standby)
+            replication_refusal_ = "sertx: PostgreSQL (" + c.description + ") would acknowledge commits that live on "
+                                   "one machine only: " + gap + ". Writes are refused while "
+                                   "{.require_synchronous_standby = true}; reads still run.";
+    }
+
     /// BEGIN for `start`, then SET lock_timeout when the session's differs,
     /// then SHOW transaction_isolation when asked: statements of one batch.
     std::string begin_batch(const transaction_start& start) {
@@ -368,6 +406,7 @@ private:
             refuse("25006",
                    "sertx: this PostgreSQL server is a hot standby (in recovery) and cannot run writing "
                    "transactions; connect to the primary, or use a read_only policy.");
+        if (start.access == access_mode::read_write) require_synchronous_standby();
         lock_timeout_since_.reset();
         if (start.lock_timeout.count() > 0) lock_timeout_since_ = std::chrono::steady_clock::now();
         std::string batch = dialect::begin[static_cast<std::size_t>(start.access)];
@@ -422,17 +461,20 @@ private:
 
     /// Isolation and durability, once per session (DESIGN §4).
     void check_server(const config& c) {
+        config_ = &c;
         pg_result r(PQexec(native_,
                            "select current_setting('fsync'), current_setting('synchronous_commit'), "
                            "current_setting('full_page_writes'), pg_is_in_recovery(), "
                            "(select setting from pg_settings where name = 'statement_timeout'), "
-                           "(select setting from pg_settings where name = 'lock_timeout')"));
+                           "(select setting from pg_settings where name = 'lock_timeout'), "
+                           "current_setting('synchronous_standby_names')"));
         if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) fail(r.get(), "reading the server's settings");
         const std::string fsync = PQgetvalue(r.get(), 0, 0), sync_commit = PQgetvalue(r.get(), 0, 1),
                           full_pages = PQgetvalue(r.get(), 0, 2);
         standby_ = std::string_view(PQgetvalue(r.get(), 0, 3)) == "t";
         statement_timeout_ = std::chrono::milliseconds(std::strtoll(PQgetvalue(r.get(), 0, 4), nullptr, 10));
         lock_timeout_.opened_with(std::chrono::milliseconds(std::strtoll(PQgetvalue(r.get(), 0, 5), nullptr, 10)));
+        note_replication(c, PQgetvalue(r.get(), 0, 6), sync_commit);
         std::string weak;
         if (fsync != "on") weak = "fsync=" + fsync + " (a crash can lose or corrupt committed data)";
         else if (sync_commit == "off")
@@ -467,6 +509,8 @@ private:
     std::chrono::milliseconds statement_timeout_{0};  // the session's, as it opened; 0: none
     bool broken_ = false;
     bool standby_ = false;
+    const config* config_ = nullptr;   // the pool's, which outlives its sessions
+    std::string replication_refusal_;  // why writes are refused; empty: they are not
     sertx::detail::effect_statements<connection> journal_{*this};
     sertx::detail::migration_statements<connection> migrations_{*this};
     sertx::detail::session_objects objects_;  // after session_: destroyed first
@@ -498,8 +542,11 @@ inline database open(std::string conninfo, options opts = {}) {
     if (opts.pool_size == 0) throw error("sertx: postgresql::open needs pool_size >= 1.");
     detail::config c = detail::parse_conninfo(std::move(conninfo), opts);
     std::string what = "PostgreSQL (" + c.description + ")";
-    return sertx::detail::open_database<database>(std::move(c), opts.pool_size, opts.acquire_timeout,
-                                                  std::move(what));
+    database db = sertx::detail::open_database<database>(std::move(c), opts.pool_size, opts.acquire_timeout,
+                                                         std::move(what));
+    if (opts.require_synchronous_standby)
+        db.acquire(std::chrono::steady_clock::time_point::max()).connection().require_synchronous_standby();
+    return db;
 }
 
 }  // namespace sertx::postgresql
