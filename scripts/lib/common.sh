@@ -25,9 +25,9 @@ sertx_install_packages() {
 SERTX_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libboost-dev libsoci-dev libpq-dev libsqlite3-dev sqlite3 catch2
                       libbenchmark-dev libpqxx-dev)
 # What the tests need beyond a build: the server (and its pgbench, a contender
-# of the benchmarks' smoke run), the API reference's generator, clang's
+# of the benchmarks' smoke run), PgBouncer (tests/postgresql/pooler_test.cpp), the API reference's generator, clang's
 # libFuzzer for the bounded fuzz runs.
-SERTX_TEST_PACKAGES=(postgresql doxygen python3 clang libclang-rt-dev)
+SERTX_TEST_PACKAGES=(postgresql pgbouncer doxygen python3 clang libclang-rt-dev)
 
 # A free TCP port on 127.0.0.1.
 sertx_free_port() {

@@ -46,6 +46,21 @@
 
 namespace sertx::postgresql {
 
+/// What stands between sertx and the server.
+enum class pooler_mode : std::uint8_t {
+    /// Each session is one server connection: a session's settings are kept
+    /// (lock_timeout is set when it changes) and `sertx::prepared` objects
+    /// live as long as it.
+    none,
+    /// A pooler in transaction mode (PgBouncer `pool_mode = transaction`):
+    /// consecutive transactions of a session may run on different server
+    /// connections, so sertx keeps nothing in the server session between
+    /// transactions. Each transaction sets its policy's lock_timeout with
+    /// SET LOCAL, in BEGIN's round trip, and `sertx::prepared` objects are
+    /// made again in each transaction and destroyed before its COMMIT.
+    transaction,
+};
+
 /// How `open` sets up the pool.
 struct options {
     /// Sessions kept open at most; each is one server connection.
@@ -62,6 +77,9 @@ struct options {
     /// after a failover to a primary without a standby, writes are refused
     /// (reads still run) until one is attached (docs/deployment.md).
     bool require_synchronous_standby = false;
+    /// Say `pooler_mode::transaction` when sessions go through a pooler in
+    /// transaction mode (docs/deployment.md).
+    pooler_mode pooler = pooler_mode::none;
 };
 
 namespace detail {
@@ -257,17 +275,21 @@ public:
         commit_batch(dialect::record_key(key, attempt, request, sertx::detail::unix_micros_now()) + "; COMMIT");
     }
 
-    void rollback() { execute("ROLLBACK"); }
+    void rollback() {
+        end_of_transaction();
+        execute(rollback_statement());
+    }
 
     /// After a failed attempt: roll back what is open; a session whose
     /// connection failed is marked so that the pool discards it.
     void abandon(failure f) noexcept {
+        end_of_transaction();
         if (f == failure::connection_lost || f == failure::commit_unknown || PQstatus(native_) != CONNECTION_OK) {
             broken_ = true;
             return;
         }
         if (PQtransactionStatus(native_) == PQTRANS_IDLE) return;
-        pg_result r(PQexec(native_, "ROLLBACK"));
+        pg_result r(PQexec(native_, rollback_statement()));
         if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) broken_ = true;
     }
 
@@ -381,6 +403,24 @@ private:
         }
     }
 
+    bool transaction_pooling() const noexcept {
+        return config_ && config_->opts.pooler == pooler_mode::transaction;
+    }
+
+    /// Behind a transaction pooler, what the transaction prepared goes
+    /// before it ends, on the server connection it prepared it on (a
+    /// statement left there would meet another session's of the same name).
+    void end_of_transaction() noexcept {
+        if (transaction_pooling()) objects_.clear();
+    }
+    /// An aborted transaction refuses the DEALLOCATEs of end_of_transaction:
+    /// behind a transaction pooler, ROLLBACK takes DEALLOCATE ALL along in
+    /// the same round trip, which the pooler runs on the same server
+    /// connection before it hands that connection to another client.
+    const char* rollback_statement() const noexcept {
+        return transaction_pooling() ? "ROLLBACK; DEALLOCATE ALL" : "ROLLBACK";
+    }
+
     /// Whether this session's commits wait for a synchronous standby; with
     /// require_synchronous_standby, the refusal its writes get when not.
     void note_replication(const config& c, std::string_view standby_names, std::string_view sync_commit) {
@@ -410,8 +450,14 @@ private:
         lock_timeout_since_.reset();
         if (start.lock_timeout.count() > 0) lock_timeout_since_ = std::chrono::steady_clock::now();
         std::string batch = dialect::begin[static_cast<std::size_t>(start.access)];
-        if (const auto change = lock_timeout_.change_for(start.lock_timeout))
+        if (transaction_pooling()) {
+            // The server connection is not ours past COMMIT: set it for this
+            // transaction only.
+            if (start.lock_timeout.count() > 0)
+                batch.append("; SET LOCAL lock_timeout = ").append(std::to_string(start.lock_timeout.count()));
+        } else if (const auto change = lock_timeout_.change_for(start.lock_timeout)) {
             batch.append("; SET lock_timeout = ").append(std::to_string(change->count()));
+        }
         if (start.verify_isolation) batch.append("; SHOW transaction_isolation");
         return batch;
     }
@@ -447,6 +493,7 @@ private:
     /// A batch that ends with COMMIT, sent only while the transaction is open.
     void commit_batch(const std::string& batch) {
         refuse_unless_open();
+        end_of_transaction();
         const std::vector<pg_result> results = run_batch(batch, true);
         if (std::strcmp(PQcmdStatus(results.back().get()), "COMMIT") != 0)
             refuse("25P02", "sertx: PostgreSQL answered COMMIT with ROLLBACK: the transaction had failed.");

@@ -76,6 +76,11 @@ public:
         return *static_cast<T*>(objects_.back().object.get());
     }
 
+    /// Destroys them all (in the reverse order of their making).
+    void clear() noexcept {
+        while (!objects_.empty()) objects_.pop_back();
+    }
+
 private:
     template <class T>
     static constexpr char type_tag = 0;  // its address names T
