@@ -10,6 +10,7 @@
 /// readable in every tool; times are microseconds since 1970 (UTC), 0 for
 /// "not yet".
 
+#include <sertx/adapter.hpp>
 #include <sertx/detail/hex.hpp>
 #include <sertx/effect_record.hpp>
 #include <sertx/failure.hpp>
