@@ -25,7 +25,7 @@ struct announce_begin {
 
 }  // namespace
 
-TEST_CASE("a policy's lock_timeout does not bound the wait for SQLite's write lock; busy_timeout does",
+TEST_CASE("a policy's lock_timeout does not bound the wait for SQLite's write lock but busy_timeout does",
           "[sqlite3][concurrency]") {
     sertx::test::temp_dir dir;
     auto db = sertx::sqlite3::open(dir.file("lock.db"), {.pool_size = 2, .busy_timeout = std::chrono::seconds(10)});
