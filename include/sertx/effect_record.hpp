@@ -77,6 +77,16 @@ struct recover_report {
     std::size_t in_doubt = 0;  ///< at-most-once effects, now in doubt
 };
 
+/// How much work the journal holds, from one read of it (`journal.stats()`):
+/// what an operator graphs and alerts on (metrics.hpp exposes it).
+struct journal_stats {
+    std::uint64_t pending = 0;   ///< recorded, waiting for a dispatcher (including those not due yet)
+    std::chrono::microseconds oldest_pending_age{0};  ///< how long the oldest pending intent has waited; 0 when none
+    std::uint64_t started = 0;   ///< claimed, the operation being called
+    std::uint64_t in_doubt = 0;  ///< waiting for an operator
+    std::uint64_t dead = 0;      ///< gave up after max_attempts; waiting for requeue
+};
+
 /// Sizes the journal accepts; longer input is refused with a `sertx::error`
 /// before anything is written.
 struct effect_limits {
