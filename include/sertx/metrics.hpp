@@ -27,7 +27,7 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
-#include <initializer_list>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <system_error>
