@@ -26,8 +26,9 @@ SERTX_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libboost-dev libsoci-dev 
                       libbenchmark-dev libpqxx-dev)
 # What the tests need beyond a build: the server (and its pgbench, a contender
 # of the benchmarks' smoke run), PgBouncer (tests/postgresql/pooler_test.cpp), the API reference's generator, clang's
-# libFuzzer for the bounded fuzz runs.
-SERTX_TEST_PACKAGES=(postgresql pgbouncer doxygen python3 clang libclang-rt-dev)
+# libFuzzer for the bounded fuzz runs, promtool (package prometheus) and
+# prometheus-cpp for the metrics tests (tests/*/metrics_test.cpp).
+SERTX_TEST_PACKAGES=(postgresql pgbouncer doxygen python3 clang libclang-rt-dev prometheus prometheus-cpp-dev)
 
 # A free TCP port on 127.0.0.1.
 sertx_free_port() {
