@@ -7,7 +7,7 @@
 # one temporary directory ($SERTX_CLUSTER_DIR), whose cluster.env names the
 # ports, so that any later command (status, failover, down) finds it.
 #
-# Needs common.sh (sertx_free_port, sertx_as_pg_owner) sourced first.
+# Needs common.sh (sertx_as_pg_owner, sertx_log) sourced first.
 
 # Timings: a leader key lives ttl seconds; Patroni loops every loop_wait; a
 # DCS or PostgreSQL call is retried for retry_timeout. Patroni wants
@@ -17,6 +17,22 @@ SERTX_CLUSTER_TTL=${SERTX_CLUSTER_TTL:-6}
 SERTX_CLUSTER_LOOP_WAIT=${SERTX_CLUSTER_LOOP_WAIT:-1}
 SERTX_CLUSTER_RETRY_TIMEOUT=${SERTX_CLUSTER_RETRY_TIMEOUT:-2}
 SERTX_CLUSTER_NODES=3
+
+# A free port below the kernel's ephemeral range (32768 and up on Linux),
+# so that no client connection of another test holds it when etcd, Patroni
+# or PostgreSQL binds it; not one already handed out to this cluster.
+sertx_cluster_free_port() {
+  local port low
+  low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  for port in $(shuf -i 20000-$((low - 1)) -n 200); do
+    grep -q "=$port\$" "$SERTX_CLUSTER_DIR/cluster.env" 2>/dev/null && continue
+    if ! (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  return 1
+}
 
 sertx_cluster_load() {
   [ -n "${SERTX_CLUSTER_DIR:-}" ] || SERTX_CLUSTER_DIR=$(cat /tmp/sertx-cluster.last 2>/dev/null || true)
@@ -156,16 +172,13 @@ sertx_cluster_up() {
   if [ -n "${SERTX_CLUSTER_DIR:-}" ]; then mkdir -p "$SERTX_CLUSTER_DIR"; else SERTX_CLUSTER_DIR=$(mktemp -d /tmp/sertx-cluster.XXXXXX); fi
   chmod 755 "$SERTX_CLUSTER_DIR"
   local n env=$SERTX_CLUSTER_DIR/cluster.env
-  {
-    echo "SERTX_CLUSTER_DIR=$SERTX_CLUSTER_DIR"
-    echo "SERTX_CLUSTER_BIN=$SERTX_CLUSTER_BIN"
-    echo "SERTX_CLUSTER_ETCD=$(sertx_free_port)"
-    echo "SERTX_CLUSTER_ETCD_PEER=$(sertx_free_port)"
-    for n in 0 1 2; do
-      echo "SERTX_CLUSTER_PG_$n=$(sertx_free_port)"
-      echo "SERTX_CLUSTER_REST_$n=$(sertx_free_port)"
-    done
-  } >"$env"
+  : >"$env"
+  echo "SERTX_CLUSTER_DIR=$SERTX_CLUSTER_DIR" >>"$env"
+  echo "SERTX_CLUSTER_BIN=$SERTX_CLUSTER_BIN" >>"$env"
+  local name
+  for name in ETCD ETCD_PEER PG_0 REST_0 PG_1 REST_1 PG_2 REST_2; do
+    echo "SERTX_CLUSTER_$name=$(sertx_cluster_free_port)" >>"$env"
+  done
   . "$env"
   echo "$SERTX_CLUSTER_DIR" >/tmp/sertx-cluster.last
   for n in 0 1 2; do
@@ -181,7 +194,7 @@ sertx_cluster_up() {
     --listen-client-urls http://127.0.0.1:$SERTX_CLUSTER_ETCD --advertise-client-urls http://127.0.0.1:$SERTX_CLUSTER_ETCD \
     --listen-peer-urls http://127.0.0.1:$SERTX_CLUSTER_ETCD_PEER --initial-advertise-peer-urls http://127.0.0.1:$SERTX_CLUSTER_ETCD_PEER \
     --initial-cluster e0=http://127.0.0.1:$SERTX_CLUSTER_ETCD_PEER --listen-metrics-urls '' \
-    --log-level warn >'$SERTX_CLUSTER_DIR/etcd.log' 2>&1 & echo \$! > '$SERTX_CLUSTER_DIR/etcd.pid'"
+    --logger=zap --log-level warn >'$SERTX_CLUSTER_DIR/etcd.log' 2>&1 & echo \$! > '$SERTX_CLUSTER_DIR/etcd.pid'"
   local i
   for ((i = 0; i < 100; i++)); do
     curl -s -m 1 "http://127.0.0.1:$SERTX_CLUSTER_ETCD/health" 2>/dev/null | grep -q '"health":"true"' && break
