@@ -264,3 +264,29 @@ TEST_CASE("negative control: with asynchronous replication a failover loses ackn
     }
     std::fflush(stdout);
 }
+
+TEST_CASE("a pooled session stops writing when its primary stops naming a synchronous standby, and writes again "
+          "when it names one",
+          "[postgresql][replication]") {
+    SERTX_REQUIRE_PG_SERVER();
+    pg_server primary(sertx::test::pg_server_options{.settings = {"synchronous_standby_names = '*'"}});
+    pg_server standby(sertx::test::standby_of{primary});
+    wait_for_synchronous_standby(primary);
+    auto db = sertx::postgresql::open(primary.conninfo(), {.pool_size = 1, .require_synchronous_standby = true});
+    sertx::install(db);
+    sertx::transact(db, [](auto& tx) { tx.sql() << "create table transfer (n integer not null)"; });
+    insert_keyed(db, "with-a-standby", 1);  // the pool's one session, checked when it opened
+
+    // What Patroni's synchronous_mode does when its standby turns unhealthy:
+    // the primary stays, and stops waiting for a standby. The same session
+    // must not acknowledge a commit from one machine now.
+    set_and_reload(primary, "synchronous_standby_names", "");
+    CHECK_THROWS_AS(insert_keyed(db, "alone", 2), sertx::durability_error);
+    CHECK_FALSE(db.stats().synchronous_replication);
+    CHECK(db.stats().sessions_opened == 1);  // the same session, not a new one
+    set_and_reload(primary, "synchronous_standby_names", "*");
+    wait_for_synchronous_standby(primary);
+    insert_keyed(db, "standby-named-again", 3);
+    CHECK(db.stats().synchronous_replication);
+    CHECK(pg_admin_value(primary.conninfo(), "select count(*) from transfer") == "2");
+}

@@ -75,9 +75,10 @@ struct options {
     /// Refuse to acknowledge a commit that lives on one machine only: `open`
     /// throws `durability_error` unless the primary's commits wait for a
     /// synchronous standby (synchronous_standby_names set, synchronous_commit
-    /// on or remote_apply), and every new session checks it again, so that
-    /// after a failover to a primary without a standby, writes are refused
-    /// (reads still run) until one is attached (docs/deployment.md).
+    /// on or remote_apply), and every writing transaction checks it again
+    /// (one round trip more), so that after a failover to a primary without
+    /// a standby, or once the primary stops naming one, writes are refused
+    /// (reads still run) until one is named (docs/deployment.md).
     bool require_synchronous_standby = false;
     /// Say `pooler_mode::transaction` when sessions go through a pooler in
     /// transaction mode (docs/deployment.md).
@@ -257,11 +258,15 @@ public:
     void commit() { commit_batch("COMMIT"); }
 
     /// With require_synchronous_standby: throws `durability_error` unless
-    /// this session's commits wait for a synchronous standby. A session that
-    /// was refused reads the settings again (one round trip, only then), so
-    /// that writes resume once a standby is attached.
+    /// this session's commits wait for a synchronous standby. Read again
+    /// before every writing transaction (one round trip, only with the
+    /// option): an HA manager empties synchronous_standby_names under a
+    /// primary whose standby turned unhealthy (Patroni's synchronous_mode),
+    /// and a session checked only when it opened would then acknowledge
+    /// commits from one machine; a refused session writes again once a
+    /// standby is named.
     void require_synchronous_standby() {
-        if (replication_refusal_.empty()) return;
+        if (!config_ || !config_->opts.require_synchronous_standby) return;
         pg_result r(PQexec(native_, "select current_setting('synchronous_standby_names'), "
                                     "current_setting('synchronous_commit')"));
         if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) fail(r.get(), "reading the replication settings");
