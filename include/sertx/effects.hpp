@@ -349,15 +349,16 @@ public:
         detail::journal_events<detail::no_journal_observer> events{none};
         run_report ignored;
         while (report.claimed() < limit) {
-            const std::optional<effect_state> ended = dispatch_one(op, std::stop_token{}, ignored, events);
+            const std::optional<ending> ended = dispatch_one(op, std::stop_token{}, ignored, events);
             if (!ended) break;
             switch (*ended) {
-                case effect_state::done: ++report.done; break;
-                case effect_state::in_doubt: ++report.in_doubt; break;
-                case effect_state::failed: ++report.failed; break;
-                case effect_state::pending: ++report.retried; break;
-                case effect_state::dead: ++report.dead; break;
-                case effect_state::started: ++report.fenced; break;  // not recorded: rescued meanwhile
+                case ending::done: ++report.done; break;
+                case ending::in_doubt: ++report.in_doubt; break;
+                case ending::failed: ++report.failed; break;
+                case ending::retried: ++report.retried; break;
+                case ending::dead: ++report.dead; break;
+                case ending::fenced: ++report.fenced; break;
+                case ending::abandoned: ++report.abandoned; break;
             }
         }
         return report;
@@ -483,6 +484,11 @@ public:
         report.in_doubt += rest.in_doubt;
         return report;
     }
+    template <class Op>
+        requires(!std::is_reference_v<Op>)
+    recover_report recover(Op&& op) {
+        return recover<Op>(op);
+    }
 
 private:
     template <class Op>
@@ -577,12 +583,12 @@ private:
         });
     }
 
-    /// Claims one due intent and sees it through: the state recorded, or
-    /// `started` when the outcome was fenced (the claim had been rescued), or
-    /// `pending` after a retry_later or a claim given back; empty when none
-    /// was due.
+    /// How one claim ended.
+    enum class ending : unsigned char { done, failed, in_doubt, retried, dead, fenced, abandoned };
+
+    /// Claims one due intent and sees it through; empty when none was due.
     template <class Op, class Events>
-    std::optional<effect_state> dispatch_one(Op& op, const std::stop_token& stop, run_report& report,
+    std::optional<ending> dispatch_one(Op& op, const std::stop_token& stop, run_report& report,
                                              Events& events) {
         using Plain = std::remove_cvref_t<Op>;
         // The lease is counted from before the claim's transaction, so that
@@ -601,7 +607,7 @@ private:
             transact<policy_type>(db_, [&](auto& tx) { journal_of(tx).release_effect(claimed->key, claimed->attempts); });
             ++report.abandoned;
             events.abandoned(claimed->key);
-            return effect_state::pending;
+            return ending::abandoned;
         }
         const settlement outcome = call_leased(op, *claimed);
         Probe::at(detail::dispatch_point::returned, claimed->key);
@@ -610,16 +616,18 @@ private:
         if (!recorded) {
             ++report.fenced;
             events.fenced(claimed->key);
-            return effect_state::started;
+            return ending::fenced;
         }
         switch (*recorded) {
-            case effect_state::done: ++report.done; events.done(claimed->key); break;
-            case effect_state::failed: ++report.failed; events.failed(claimed->key, outcome.error); break;
-            case effect_state::in_doubt: ++report.in_doubt; events.in_doubt(claimed->key, outcome.error); break;
-            case effect_state::dead: ++report.dead; events.dead(claimed->key, outcome.error); break;
-            default: ++report.retried; break;
+            case effect_state::done: ++report.done; events.done(claimed->key); return ending::done;
+            case effect_state::failed: ++report.failed; events.failed(claimed->key, outcome.error); return ending::failed;
+            case effect_state::in_doubt:
+                ++report.in_doubt;
+                events.in_doubt(claimed->key, outcome.error);
+                return ending::in_doubt;
+            case effect_state::dead: ++report.dead; events.dead(claimed->key, outcome.error); return ending::dead;
+            default: ++report.retried; return ending::retried;
         }
-        return recorded;
     }
 
     /// Calls `op` while a thread renews the claim's lease every lease/3, so
