@@ -386,8 +386,17 @@ public:
         detail::journal_events<std::remove_reference_t<Observer>> events{observer};
         run_report report;
         unsigned failures_in_row = 0;
+        listener_state heard;
+        std::jthread listener;
+        if constexpr (effect_wakeups<Db>) listener = std::jthread([this, &heard](std::stop_token st) { listen(st, heard); });
+        std::size_t listener_errors_seen = 0;
         while (!stop.stop_requested()) {
             const std::uint64_t seen = signal_->generation();
+            if (const std::size_t n = heard.errors.load(); n != listener_errors_seen) {
+                listener_errors_seen = n;
+                std::lock_guard lock(heard.mutex);
+                events.error(heard.last_error, std::chrono::microseconds(0));
+            }
             auto wake = std::chrono::steady_clock::now() + options_.poll;
             try {
                 auto rescued_at = std::chrono::steady_clock::now();
@@ -419,6 +428,11 @@ public:
             if (stop.stop_requested()) break;
             signal_->wait(seen, stop, wake);
         }
+        if (listener.joinable()) {
+            listener.request_stop();
+            listener.join();
+        }
+        report.database_errors += heard.errors.load();
         return report;
     }
     template <class Op, class Observer = detail::no_journal_observer>
@@ -551,6 +565,42 @@ public:
 private:
     using policy_type = detail::journal_policy<backend_of<Db>>;
     using read_policy = policy<sertx::read_only>;
+
+    /// What `run`'s listener thread tells the run.
+    struct listener_state {
+        std::atomic<std::size_t> errors{0};
+        std::mutex mutex;
+        std::string last_error;
+    };
+
+    /// The adapter's wake-ups from other processes (effect_wakeups), turned
+    /// into the in-process signal, until `stop`: a failure is counted and the
+    /// listening retried after a jittered backoff (the run polls meanwhile).
+    void listen(std::stop_token stop, listener_state& heard) {
+        unsigned failures = 0;
+        while (!stop.stop_requested()) {
+            try {
+                if (!db_.listen_for_effects(stop, [signal = signal_] { signal->notify(); })) return;
+                failures = 0;
+            } catch (const std::exception& e) {
+                ++failures;
+                {
+                    std::lock_guard lock(heard.mutex);
+                    heard.last_error = e.what();
+                }
+                ++heard.errors;
+            }
+            if (stop.stop_requested()) return;
+            const auto cap = static_cast<std::uint64_t>(detail::micros(options_.poll));
+            const std::uint64_t d =
+                detail::capped_exponential(std::min<std::uint64_t>(100'000, cap), cap, failures == 0 ? 1 : failures);
+            std::mutex m;
+            std::condition_variable_any never;
+            std::unique_lock lock(m);
+            never.wait_for(lock, stop, std::chrono::microseconds(detail::thread_rng().between(d - d / 2, d)),
+                           [] { return false; });
+        }
+    }
 
     /// How a call ended, to be recorded: `pending` stands for retry_later.
     struct settlement {

@@ -19,3 +19,41 @@ struct PostgreSQL : sertx::test::postgresql_backend {
 }  // namespace
 
 SERTX_JOURNAL_FLEET_CASES(PostgreSQL, "[postgresql]")
+
+TEST_CASE("journal: run is woken by NOTIFY when another pool (another process) schedules",
+          "[postgresql][journal][concurrency]") {
+    SERTX_REQUIRE_BACKEND(PostgreSQL);
+    using namespace std::chrono_literals;
+    using namespace sertx::test;
+    using namespace sertx::test::fleet;
+    PostgreSQL fixture;
+    sertx::install(fixture.db);
+    // A second pool: its own in-process signal, so only the server's
+    // notification can wake a run on it before its 30 s poll.
+    sertx::postgresql::database other = sertx::postgresql::open(fixture.pg.conninfo(), {.pool_size = 2});
+    call_log log;
+    gate called;
+    sertx::effects scheduler(fixture.db, "scheduler", {.lease = 30s, .poll = 30s});
+    sertx::effects dispatcher(other, "pod-elsewhere", {.lease = 30s, .poll = 30s});
+    {
+        runner run(dispatcher, signalled{&log, &called});
+        schedule_all<signalled>(fixture.db, scheduler, {"warm-up"});  // the listener may not be listening yet
+        REQUIRE(called.wait_for(soon));
+        REQUIRE(wait_until([&] { return record_of(dispatcher, "warm-up").state == sertx::effect_state::done; }, soon));
+        // A schedule that rolls back sends nothing; one that commits wakes it.
+        try {
+            sertx::transact(fixture.db, [&](auto& tx) {
+                scheduler.template schedule<signalled>(tx, "rolled-back", "rolled-back");
+                throw std::runtime_error("test: roll back");
+            });
+        } catch (const std::runtime_error&) {
+        }
+        schedule_all<signalled>(fixture.db, scheduler, {"notified"});
+        REQUIRE(wait_until([&] { return log.calls("notified") == 1; }, soon));
+        const sertx::run_report report = run.stop();
+        CHECK(run.returned_promptly());
+        CHECK(report.database_errors == 0);
+    }
+    CHECK(log.calls("rolled-back") == 0);
+    CHECK_FALSE(scheduler.find("rolled-back").has_value());
+}
