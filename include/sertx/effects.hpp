@@ -45,6 +45,21 @@
 /// called until one call's outcome is recorded. Nothing is guaranteed about
 /// the outside system itself: see docs/exactly-once.md.
 ///
+/// **A fleet** (DESIGN §7.1, docs/exactly-once.md "The journal as a worker
+/// fleet"): `run(op, stop)` is a dispatcher's whole loop. Claims hold a lease
+/// renewed while the call runs; any live dispatcher rescues an expired one
+/// (idempotent → pending; at-most-once → `op.reconcile(payload)` where offered,
+/// else in_doubt); every write of a claim's outcome is fenced on its claim
+/// count, so a paused dispatcher that wakes up overwrites nothing and, by a
+/// check of its lease's age before calling, does not call. `retry_later`
+/// from an operation puts the intent back after a jittered backoff, `dead`
+/// after `max_attempts`; `requeue` brings it back.
+/// \code
+/// sertx::effects journal(db, "pod-7", {.lease = 30s, .poll = 5s, .max_attempts = 10});
+/// journal.recover(broadcast{node});                        // start-up, reconciling where it can
+/// std::jthread worker([&](std::stop_token stop) { journal.run(broadcast{node}, stop); });
+/// \endcode
+///
 /// **Operations.** A journaled operation declares its effect tag
 /// (operation.hpp) and a stable `name` (stored with each intent, so it must
 /// not change while intents are pending), and is callable with the payload
