@@ -470,8 +470,11 @@ void a_long_call_keeps_its_lease(Db& db) {
     sertx::install(db);
     call_log log;
     gate release, entered;
-    sertx::effects slow(db, "pod-slow", {.lease = 300ms, .poll = 30s});
-    sertx::effects rescuer(db, "pod-rescuer", {.lease = 300ms, .poll = 30s});
+    // A lease short enough to end several times during the call, long
+    // enough that the claim is not too old to call (half the lease) on a
+    // slow machine.
+    sertx::effects slow(db, "pod-slow", {.lease = 1s, .poll = 30s});
+    sertx::effects rescuer(db, "pod-rescuer", {.lease = 1s, .poll = 30s});
     schedule_all<signalled>(db, slow, {"long"});
     std::future<sertx::dispatch_report> call = std::async(
         std::launch::async, [&] { return slow.dispatch(signalled{&log, nullptr, "long", &release, &entered}, 1); });
