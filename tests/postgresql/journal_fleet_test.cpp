@@ -4,6 +4,7 @@
 #include "support/catch.hpp"
 #include "support/databases.hpp"
 #include "support/journal_fleet_cases.hpp"
+#include "support/pg_server.hpp"
 
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
@@ -56,4 +57,34 @@ TEST_CASE("journal: run is woken by NOTIFY when another pool (another process) s
     }
     CHECK(log.calls("rolled-back") == 0);
     CHECK_FALSE(scheduler.find("rolled-back").has_value());
+}
+
+TEST_CASE("journal: run survives a server restart: its listener reconnects and NOTIFY wakes it again",
+          "[postgresql][journal]") {
+    SERTX_REQUIRE_PG_SERVER();
+    using namespace std::chrono_literals;
+    using namespace sertx::test;
+    using namespace sertx::test::fleet;
+    pg_server server;
+    auto db = sertx::postgresql::open(server.conninfo(), {.pool_size = 4});
+    sertx::install(db);
+    // Scheduled on another pool: only the server's notification (or the
+    // 30 s poll, which the bound below rules out) can wake the run.
+    auto elsewhere = sertx::postgresql::open(server.conninfo(), {.pool_size = 2});
+    call_log log;
+    event_counts events;
+    sertx::effects scheduler(elsewhere, "scheduler", {.lease = 30s, .poll = 30s});
+    sertx::effects dispatcher(db, "pod-1", {.lease = 30s, .poll = 30s});
+    runner run(dispatcher, signalled{&log}, &events);
+    schedule_all<signalled>(elsewhere, scheduler, {"before"});
+    REQUIRE(wait_until([&] { return log.calls("before") == 1; }, soon));
+    server.restart("fast");  // every session ends, the listener's too
+    schedule_all<signalled>(elsewhere, scheduler, {"after"});
+    REQUIRE(wait_until([&] { return log.calls("after") == 1; }, soon));
+    REQUIRE(wait_until([&] { return scheduler.stats().started == 0; }, soon));
+    const sertx::run_report report = run.stop();
+    CHECK(run.returned_promptly());
+    CHECK(report.database_errors >= 1);  // at least the listener's lost connection
+    CHECK(events.errors >= 1);
+    CHECK(record_of(scheduler, "after").state == sertx::effect_state::done);
 }

@@ -16,6 +16,7 @@
 #include "wait.hpp"
 
 #include <sertx/sertx.hpp>
+#include <sertx/testing/chaos.hpp>
 
 #include <soci/soci.h>
 
@@ -662,6 +663,65 @@ void stats_count_the_journal(Db& db) {
           std::chrono::duration_cast<std::chrono::microseconds>(before - *oldest.scheduled_at) + 1s);
 }
 
+/// run() survives database failures (sertx::testing::chaos: conflicts,
+/// lost connections, COMMITs lost after applying or rolling back, some of
+/// them thrown out of the journal's transactions): never thrown out of the
+/// loop, each reported to the observer, and every intent still ends settled:
+/// the idempotent ones done, the at-most-once ones called at most once, done
+/// only if called.
+template <class Db>
+void run_survives_database_failures(Db& db) {
+    sertx::install(db);
+    sertx::testing::chaos disturbed(
+        db, {.seed = 7,
+             .at_statement = {.serialization = 0.03, .connection_lost = 0.02},
+             .at_commit = {.serialization = 0.03, .lost_commit_applied = 0.04, .lost_commit_rolled_back = 0.04},
+             .lose_commits_only_when_resolvable = false});
+    call_log log;
+    std::atomic<int> unused{0};
+    sertx::effects plain(db, "scheduler");
+    std::vector<std::string> once_keys, idem_keys;
+    for (int i = 0; i < 60; ++i) {
+        once_keys.push_back("once-" + std::to_string(i));
+        idem_keys.push_back("idem-" + std::to_string(i));
+    }
+    schedule_all<signalled>(db, plain, once_keys);
+    schedule_all<signalled_idempotent>(db, plain, idem_keys);
+    sertx::effects journal(disturbed, "pod-chaos", {.lease = 1s, .poll = 200ms});
+    event_counts once_events, idem_events;
+    sertx::run_report once_report, idem_report;
+    {
+        runner once(journal, signalled{&log}, &once_events);
+        runner idem(journal, signalled_idempotent{&log, "", nullptr, nullptr, &unused}, &idem_events);
+        REQUIRE(wait_until(
+            [&] {
+                const sertx::journal_stats st = plain.stats();
+                return st.pending == 0 && st.started == 0;
+            },
+            60s, 20ms));
+        once_report = once.stop();
+        idem_report = idem.stop();
+        CHECK(once.returned_promptly());
+        CHECK(idem.returned_promptly());
+    }
+    UNSCOPED_INFO("injected " << disturbed.injected().total() << "; database errors survived: "
+                              << once_report.database_errors + idem_report.database_errors << "; rescued "
+                              << once_report.rescued + idem_report.rescued);
+    CHECK(disturbed.injected().total() > 0);
+    CHECK(once_events.errors == static_cast<int>(once_report.database_errors));
+    CHECK(idem_events.errors == static_cast<int>(idem_report.database_errors));
+    for (const auto& k : idem_keys) {
+        CHECK(record_of(plain, k).state == sertx::effect_state::done);
+        CHECK(log.calls(k) >= 1);
+    }
+    for (const auto& k : once_keys) {
+        const sertx::effect_record r = record_of(plain, k);
+        CHECK(log.calls(k) <= 1);
+        CHECK((r.state == sertx::effect_state::done || r.state == sertx::effect_state::in_doubt));
+        if (r.state == sertx::effect_state::done) CHECK(log.calls(k) == 1);
+    }
+}
+
 }  // namespace sertx::test::fleet
 
 // ---- registration ------------------------------------------------------------
@@ -713,6 +773,12 @@ void stats_count_the_journal(Db& db) {
         SERTX_REQUIRE_BACKEND(TestType);                                                                               \
         TestType fixture;                                                                                              \
         ::sertx::test::fleet::reconciliation_settles_where_it_can(fixture.db);                                         \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("journal: run survives database failures and still settles every intent",                    \
+                       backend_tag "[journal][concurrency]", Fixture) {                                                \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::fleet::run_survives_database_failures(fixture.db);                                              \
     }                                                                                                                  \
     TEMPLATE_TEST_CASE("journal: install upgrades a journal from before leases", backend_tag "[journal]", Fixture) {  \
         SERTX_REQUIRE_BACKEND(TestType);                                                                               \

@@ -74,6 +74,9 @@ inline void listen_for_effects(const std::string& conninfo, const std::string& h
     if (!c || PQstatus(c.get()) != CONNECTION_OK)
         throw connection_error("sertx: the journal's listener cannot connect to PostgreSQL: " +
                                scrub(c ? PQerrorMessage(c.get()) : "out of memory"));
+    // The server's notices to this session (its own termination, on a
+    // restart) are not the application's: libpq would print them to stderr.
+    PQsetNoticeProcessor(c.get(), [](void*, const char*) {}, nullptr);
     {
         PGresult* r = PQexec(c.get(), (std::string("LISTEN ") + effect_channel).c_str());
         const bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
