@@ -154,10 +154,11 @@ public:
         std::lock_guard lock(mutex_);
         return generation_;
     }
-    /// Until a notification after `seen`, a stop request or `deadline`.
-    void wait(std::uint64_t seen, std::stop_token stop, std::chrono::steady_clock::time_point deadline) {
+    /// Until a notification after `seen`, a stop request or `deadline`;
+    /// true when notified.
+    bool wait(std::uint64_t seen, std::stop_token stop, std::chrono::steady_clock::time_point deadline) {
         std::unique_lock lock(mutex_);
-        changed_.wait_until(lock, stop, deadline, [&] { return generation_ != seen; });
+        return changed_.wait_until(lock, stop, deadline, [&] { return generation_ != seen; });
     }
 
     static effect_signal& of(const void* database) {
@@ -405,6 +406,12 @@ public:
         std::jthread listener;
         if constexpr (effect_wakeups<Db>) listener = std::jthread([this, &heard](std::stop_token st) { listen(st, heard); });
         std::size_t listener_errors_seen = 0;
+        // Rescue looks for expired leases: at the start, whenever the run
+        // wakes by its clock (a lease or an intent fell due, or the poll),
+        // and at least every lease/3 while it is busy; a wake-up by a new
+        // intent goes straight to its claim, one transaction sooner.
+        bool rescue_now = true;
+        auto rescued_at = std::chrono::steady_clock::now();
         while (!stop.stop_requested()) {
             const std::uint64_t seen = signal_->generation();
             if (const std::size_t n = heard.errors.load(); n != listener_errors_seen) {
@@ -414,8 +421,10 @@ public:
             }
             auto wake = std::chrono::steady_clock::now() + options_.poll;
             try {
-                auto rescued_at = std::chrono::steady_clock::now();
-                rescue(op, report, events);
+                if (rescue_now || std::chrono::steady_clock::now() - rescued_at > options_.lease / 3) {
+                    rescue(op, report, events);
+                    rescued_at = std::chrono::steady_clock::now();
+                }
                 while (!stop.stop_requested() && dispatch_one(op, stop, report, events)) {
                     if (std::chrono::steady_clock::now() - rescued_at > options_.lease / 3) {
                         rescue(op, report, events);
@@ -441,7 +450,7 @@ public:
                 wake = std::chrono::steady_clock::now() + delay;
             }
             if (stop.stop_requested()) break;
-            signal_->wait(seen, stop, wake);
+            rescue_now = !signal_->wait(seen, stop, wake);
         }
         if (listener.joinable()) {
             listener.request_stop();
