@@ -661,6 +661,13 @@ void stats_count_the_journal(Db& db) {
     CHECK(s.oldest_pending_age > std::chrono::microseconds(0));
     CHECK(s.oldest_pending_age <=
           std::chrono::duration_cast<std::chrono::microseconds>(before - *oldest.scheduled_at) + 1s);
+    // Pruning takes the failed one only: never what is pending, started, in doubt or dead.
+    CHECK(sertx::prune_effects(db, std::chrono::seconds(0)) == 1);
+    const sertx::journal_stats after = journal.stats();
+    CHECK(after.pending == 2);
+    CHECK(after.started == 1);
+    CHECK(after.in_doubt == 1);
+    CHECK(after.dead == 1);
 }
 
 /// run() survives database failures (sertx::testing::chaos: conflicts,

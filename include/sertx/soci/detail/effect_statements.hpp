@@ -166,7 +166,7 @@ public:
     // ---- the effect journal ----
 
     /// Settled effects (done or failed, by a dispatcher or by hand) settled
-    /// before `settled_before`; never one that is pending, started or in doubt.
+    /// before `settled_before`; never one that is pending, started, in doubt or dead.
     std::size_t prune_effects(std::int64_t settled_before) {
         long long before = settled_before;
         return changed(once("delete from sertx_effect where state in ('done', 'failed') and settled_at > 0 and "
