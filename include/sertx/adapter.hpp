@@ -62,6 +62,7 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -176,9 +177,20 @@ concept journal_statements = requires(J& j, std::string_view s, effect_state st,
     j.record_key(s, s, s);                                     // key, attempt, request fingerprint
     { j.prune_keys(t) } -> std::convertible_to<std::size_t>;   // committed before t (unix µs)
     { j.prune_effects(t) } -> std::convertible_to<std::size_t>;  // done or failed, settled before t
-    { j.schedule_effect(s, s, s, s) } -> std::same_as<bool>;  // key, operation, effect, payload; false: existed
-    { j.claim_effect(s, s) } -> std::same_as<std::optional<claimed_effect>>;  // operation, dispatcher
-    { j.settle_effect(s, a, st, s, s) } -> std::same_as<bool>;  // key, claim's attempts, state, result, error
+    // key, operation, effect, payload, not_before (unix µs, 0: now); false: existed
+    { j.schedule_effect(s, s, s, s, t) } -> std::same_as<bool>;
+    // operation, dispatcher, lease (µs): the earliest due pending intent, now started
+    { j.claim_effect(s, s, t) } -> std::same_as<std::optional<claimed_effect>>;
+    { j.renew_effect(s, a, t) } -> std::same_as<bool>;          // key, claim's attempts (the fence), lease (µs)
+    { j.settle_effect(s, a, st, s, s) } -> std::same_as<bool>;  // key, fence, state, result, error
+    { j.retry_effect(s, a, st, t, s) } -> std::same_as<bool>;   // key, fence, pending|dead, not_before, error
+    { j.release_effect(s, a) } -> std::same_as<bool>;           // key, fence: back to pending, uncalled
+    { j.next_effect_due(s, t) } -> std::convertible_to<std::int64_t>;  // operation, at-most-once grace (µs)
+    // operation, dispatcher ('' : any, lease ended before t), t, limit
+    { j.expired_effects(s, s, t, n) } -> std::same_as<std::vector<expired_claim>>;
+    { j.rescue_effect(s, a, st, s, s, s, s) } -> std::same_as<bool>;  // key, fence, state, result, error, note, by
+    { j.requeue_effect(s, s, s) } -> std::same_as<bool>;              // key, note, by: dead|failed → pending
+    { j.effect_stats() } -> std::same_as<journal_stats>;
     { j.recover_effects(s) } -> std::same_as<recover_report>;   // dispatcher
     { j.effects_in(st, n) } -> std::same_as<std::vector<effect_record>>;
     { j.find_effect(s) } -> std::same_as<std::optional<effect_record>>;
@@ -188,6 +200,17 @@ concept journal_statements = requires(J& j, std::string_view s, effect_state st,
 template <class Db>
 concept journal_adapter = requires(typename Db::connection_type& c) {
     { c.journal() } -> journal_statements;
+};
+
+/// Optional: wake-ups of `effects::run` from other processes. Blocks until
+/// `stop`, calling `woken` when an intent may have committed elsewhere (and
+/// once when it starts listening); throws when the database fails (the
+/// journal retries); returns false at once when it cannot listen here.
+/// Without it, `run` is woken by the in-process signal and its poll only.
+/// PostgreSQL: LISTEN/NOTIFY (soci/detail/postgresql/effect_listener.hpp).
+template <class Db>
+concept effect_wakeups = requires(Db& db, std::stop_token stop, const std::function<void()>& woken) {
+    { db.listen_for_effects(stop, woken) } -> std::same_as<bool>;
 };
 
 template <class Db>

@@ -23,12 +23,15 @@ enum class effect_state : std::uint8_t {
     done,      ///< called; `result` holds what it returned
     failed,    ///< called and threw (for at-most-once: it did not happen); `error` says why
     in_doubt,  ///< at-most-once, outcome unknown; only `resolve()` settles it
+    dead,      ///< ended `retry_later` max_attempts times; only `requeue()` brings it back
 };
 
 /// Each state's name, as stored in the journal, in the enum's order: the one
 /// list that `to_string`, the adapters' parsing and the table's CHECK
-/// constraint are made from.
-inline constexpr std::string_view effect_state_names[] = {"pending", "started", "done", "failed", "in_doubt"};
+/// constraint are made from. New states go at the end, so that stored names
+/// and the enum's values keep their meaning.
+inline constexpr std::string_view effect_state_names[] = {"pending", "started", "done", "failed", "in_doubt",
+                                                          "dead"};
 
 constexpr std::string_view to_string(effect_state s) noexcept {
     const auto i = static_cast<std::size_t>(s);
@@ -59,7 +62,10 @@ struct effect_record {
     std::string dispatcher;  ///< who claimed it last (the journal's `dispatcher` name)
     std::optional<std::chrono::system_clock::time_point> scheduled_at, started_at, settled_at;
     std::string resolved_by;  ///< who settled it by hand (resolve)
-    std::string note;         ///< why they settled it so, or what recover() did
+    std::string note;         ///< why they settled it so, or what recover(), a rescue or requeue() did
+    unsigned retries = 0;     ///< how many calls ended `retry_later`
+    std::optional<std::chrono::system_clock::time_point> not_before;  ///< not claimed before this time
+    std::optional<std::chrono::system_clock::time_point> lease_until;  ///< started: the claim's lease
 };
 
 /// What one `dispatch` call did.
@@ -67,14 +73,38 @@ struct dispatch_report {
     std::size_t done = 0;
     std::size_t failed = 0;
     std::size_t in_doubt = 0;
-    /// Intents claimed (and called) by this call.
-    std::size_t claimed() const noexcept { return done + failed + in_doubt; }
+    std::size_t retried = 0;  ///< ended retry_later: pending again, after a backoff
+    std::size_t dead = 0;     ///< ended retry_later for the max_attempts-th time
+    std::size_t fenced = 0;   ///< outcome not recorded: the claim had been rescued meanwhile
+    std::size_t abandoned = 0;  ///< given back uncalled: the claim was too old to call (the process paused)
+    /// Intents claimed by this call.
+    std::size_t claimed() const noexcept { return done + failed + in_doubt + retried + dead + fenced + abandoned; }
 };
 
 /// What `recover()` found left `started` by a dispatcher that stopped.
 struct recover_report {
-    std::size_t requeued = 0;  ///< repeatable effects, back to pending
-    std::size_t in_doubt = 0;  ///< at-most-once effects, now in doubt
+    std::size_t requeued = 0;    ///< repeatable effects, back to pending
+    std::size_t in_doubt = 0;    ///< at-most-once effects, now in doubt
+    std::size_t reconciled = 0;  ///< at-most-once effects the operation's reconcile() settled (recover(op))
+};
+
+/// What one `run` call did, from its start to its return: the figures a
+/// fleet's operator (and its tests) watch.
+struct run_report {
+    std::size_t claimed = 0;     ///< intents this dispatcher claimed
+    std::size_t done = 0;        ///< ... whose call returned
+    std::size_t failed = 0;      ///< ... whose call threw
+    std::size_t in_doubt = 0;    ///< ... whose call threw effect_in_doubt
+    std::size_t retried = 0;     ///< ... whose call threw retry_later, back to pending
+    std::size_t dead = 0;        ///< ... whose call threw retry_later for the max_attempts-th time
+    std::size_t abandoned = 0;   ///< claims given back uncalled (stop requested, or the lease too old to call)
+    std::size_t fenced = 0;      ///< outcomes not recorded: the claim had been rescued meanwhile
+    std::size_t rescued = 0;     ///< expired leases of any dispatcher taken back by this one
+    std::size_t reconciled = 0;  ///< ... of which reconcile() settled (happened or not_happened)
+    std::size_t database_errors = 0;  ///< database failures survived (retried after a backoff)
+    /// The longest time from an expired lease's end to its rescue by this
+    /// dispatcher, by this machine's clock.
+    std::chrono::microseconds longest_rescue_lag{0};
 };
 
 /// How much work the journal holds, from one read of it (`journal.stats()`):
@@ -102,6 +132,18 @@ struct claimed_effect {
     std::string key;
     std::string payload;
     unsigned attempts = 0;  ///< after this claim: fences the outcome to this claim
+    unsigned retries = 0;   ///< calls that ended retry_later before this claim
+};
+
+/// A started intent whose claim's lease ran out (or, for `recover(op)`, one
+/// this dispatcher left started): what an adapter's `expired_effects` returns.
+struct expired_claim {
+    std::string key;
+    std::string payload;
+    std::string effect;      ///< its tag's name (effect_tag_names)
+    std::string dispatcher;  ///< who held the claim
+    unsigned attempts = 0;   ///< the claim's fence
+    std::int64_t lease_until = 0;  ///< unix microseconds; 0 when claimed by a sertx without leases
 };
 
 }  // namespace sertx

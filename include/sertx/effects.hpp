@@ -45,6 +45,21 @@
 /// called until one call's outcome is recorded. Nothing is guaranteed about
 /// the outside system itself: see docs/exactly-once.md.
 ///
+/// **A fleet** (DESIGN §7.1, docs/exactly-once.md "The journal as a worker
+/// fleet"): `run(op, stop)` is a dispatcher's whole loop. Claims hold a lease
+/// renewed while the call runs; any live dispatcher rescues an expired one
+/// (idempotent → pending; at-most-once → `op.reconcile(payload)` where offered,
+/// else in_doubt); every write of a claim's outcome is fenced on its claim
+/// count, so a paused dispatcher that wakes up overwrites nothing and, by a
+/// check of its lease's age before calling, does not call. `retry_later`
+/// from an operation puts the intent back after a jittered backoff, `dead`
+/// after `max_attempts`; `requeue` brings it back.
+/// \code
+/// sertx::effects journal(db, "pod-7", {.lease = 30s, .poll = 5s, .max_attempts = 10});
+/// journal.recover(broadcast{node});                        // start-up, reconciling where it can
+/// std::jthread worker([&](std::stop_token stop) { journal.run(broadcast{node}, stop); });
+/// \endcode
+///
 /// **Operations.** A journaled operation declares its effect tag
 /// (operation.hpp) and a stable `name` (stored with each intent, so it must
 /// not change while intents are pending), and is callable with the payload
@@ -65,21 +80,150 @@
 #include <sertx/transact.hpp>
 #include <sertx/transaction.hpp>
 
+#include <sertx/backoff.hpp>
+#include <sertx/detail/random.hpp>
+
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 namespace sertx {
 
+/// How a journal's dispatchers behave (DESIGN §7.1):
+/// `sertx::effects journal(db, "pod-7", {.lease = 30s, .poll = 5s, .max_attempts = 10});`
+struct journal_options {
+    /// How long a claim holds an intent without renewal. A dispatcher renews
+    /// it every lease/3 while the operation runs, so only a dispatcher that
+    /// died, or is paused, loses it; then any live dispatcher rescues the
+    /// intent (an at-most-once one a further lease later: see
+    /// docs/exactly-once.md, "Leases"). Longer than the longest pause a
+    /// process may take (GC, swap, SIGSTOP, a VM migration) plus the clock
+    /// skew between the dispatchers' machines.
+    std::chrono::milliseconds lease{30'000};
+    /// `run` looks for work at least this often, in case a wake-up was lost.
+    std::chrono::milliseconds poll{5'000};
+    /// Calls that may end `retry_later` before the intent becomes `dead`.
+    unsigned max_attempts = 10;
+    /// The wait before the first retry after `retry_later` (drawn in
+    /// [first_retry/2, first_retry]); it doubles with each retry, up to
+    /// max_retry.
+    std::chrono::milliseconds first_retry{2'000};
+    std::chrono::milliseconds max_retry{15 * 60'000};
+};
+
+/// `schedule(tx, key, payload, {.not_before = when})`.
+struct schedule_options {
+    /// Not claimed before this time (by the dispatchers' clocks); empty: at once.
+    std::optional<std::chrono::system_clock::time_point> not_before;
+};
+
 namespace detail {
+
+/// The in-process wake-up of `run`: one per database (by its identity),
+/// notified after each commit of a transaction that scheduled an intent, so
+/// that dispatchers in the scheduling process start at once rather than at
+/// their next poll. Kept for the life of the process (one small object per
+/// database ever opened), so that a scheduling transaction's after-commit
+/// action holds a plain pointer.
+class effect_signal {
+public:
+    void notify() {
+        {
+            std::lock_guard lock(mutex_);
+            ++generation_;
+        }
+        changed_.notify_all();
+    }
+    std::uint64_t generation() {
+        std::lock_guard lock(mutex_);
+        return generation_;
+    }
+    /// Until a notification after `seen`, a stop request or `deadline`;
+    /// true when notified.
+    bool wait(std::uint64_t seen, std::stop_token stop, std::chrono::steady_clock::time_point deadline) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_until(lock, stop, deadline, [&] { return generation_ != seen; });
+    }
+
+    static effect_signal& of(const void* database) {
+        static std::mutex mutex;
+        static std::map<const void*, std::unique_ptr<effect_signal>> signals;
+        std::lock_guard lock(mutex);
+        std::unique_ptr<effect_signal>& s = signals[database];
+        if (!s) s = std::make_unique<effect_signal>();
+        return *s;
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable_any changed_;
+    std::uint64_t generation_ = 0;
+};
+
+/// The journal's observer hooks (observe.hpp lists them): each is called
+/// when the observer has it, from the thread that runs `run`.
+template <class O>
+struct journal_events {
+    O& o;
+    void claimed(std::string_view k, unsigned a) {
+        if constexpr (requires { o.on_effect_claimed(k, a); }) o.on_effect_claimed(k, a);
+    }
+    void done(std::string_view k) {
+        if constexpr (requires { o.on_effect_done(k); }) o.on_effect_done(k);
+    }
+    void failed(std::string_view k, std::string_view e) {
+        if constexpr (requires { o.on_effect_failed(k, e); }) o.on_effect_failed(k, e);
+    }
+    void in_doubt(std::string_view k, std::string_view e) {
+        if constexpr (requires { o.on_effect_in_doubt(k, e); }) o.on_effect_in_doubt(k, e);
+    }
+    void retried(std::string_view k, unsigned n, std::chrono::system_clock::time_point t) {
+        if constexpr (requires { o.on_effect_retried(k, n, t); }) o.on_effect_retried(k, n, t);
+    }
+    void dead(std::string_view k, std::string_view e) {
+        if constexpr (requires { o.on_effect_dead(k, e); }) o.on_effect_dead(k, e);
+    }
+    void abandoned(std::string_view k) {
+        if constexpr (requires { o.on_effect_abandoned(k); }) o.on_effect_abandoned(k);
+    }
+    void fenced(std::string_view k) {
+        if constexpr (requires { o.on_effect_fenced(k); }) o.on_effect_fenced(k);
+    }
+    void rescued(std::string_view k, std::string_view from, effect_state now) {
+        if constexpr (requires { o.on_effect_rescued(k, from, now); }) o.on_effect_rescued(k, from, now);
+    }
+    void reconciled(std::string_view k, reconciliation::outcome_kind r) {
+        if constexpr (requires { o.on_effect_reconciled(k, r); }) o.on_effect_reconciled(k, r);
+    }
+    void error(std::string_view what, std::chrono::microseconds retry_in) {
+        if constexpr (requires { o.on_journal_error(what, retry_in); }) o.on_journal_error(what, retry_in);
+    }
+};
+struct no_journal_observer {};
+
+inline std::int64_t unix_micros(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+inline std::int64_t journal_now_micros() { return unix_micros(std::chrono::system_clock::now()); }
+inline std::int64_t micros(std::chrono::milliseconds d) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
 
 /// Test-only: where `dispatch` can be stopped (the crash tests kill the
 /// process there). Production code uses `no_probe`, which compiles away.
@@ -161,12 +305,25 @@ public:
     /// `dispatcher` names this journal's dispatcher in the rows it claims;
     /// `recover()` only touches rows claimed under its own name. Processes
     /// that dispatch at the same time need different names, each kept across
-    /// restarts (a host name, a pod name).
-    explicit effects(Db db, std::string dispatcher = "default")
-        : db_(std::move(db)), dispatcher_(std::move(dispatcher)) {
+    /// restarts (a host name, a pod name). `options`: leases, polling and
+    /// retries (journal_options).
+    explicit effects(Db db, std::string dispatcher = "default", journal_options options = {})
+        : db_(std::move(db)),
+          dispatcher_(std::move(dispatcher)),
+          options_(options),
+          signal_(&detail::effect_signal::of(db_.identity())) {
         static_assert(detail::check_journal_adapter<Db>());
         detail::check_size("dispatcher name", dispatcher_, effect_limits::max_name, false);
+        if (options_.lease.count() <= 0 || options_.poll.count() <= 0)
+            throw error("sertx: journal_options needs a lease and a poll of at least 1 ms.");
+        if (options_.max_attempts == 0)
+            throw error("sertx: journal_options needs max_attempts >= 1: the calls an intent may have before it "
+                        "is dead.");
+        if (options_.first_retry.count() <= 0 || options_.max_retry < options_.first_retry)
+            throw error("sertx: journal_options needs 0 < first_retry <= max_retry.");
     }
+
+    const journal_options& options() const noexcept { return options_; }
 
     /// Records the intent to run `Op` with `payload`, in the caller's
     /// transaction: it exists if and only if that transaction commits.
@@ -174,6 +331,13 @@ public:
     template <class Op, class Tx>
         requires writable_transaction<Tx>
     bool schedule(Tx& tx, std::string_view key, std::string_view payload) {
+        return schedule<Op>(tx, key, payload, schedule_options{});
+    }
+    /// The same, not to be claimed before `options.not_before`. Dispatchers
+    /// in this process are woken when the transaction commits.
+    template <class Op, class Tx>
+        requires writable_transaction<Tx>
+    bool schedule(Tx& tx, std::string_view key, std::string_view payload, schedule_options options) {
         detail::check_journaled<Op>();
         static_assert(std::is_same_v<typename std::remove_cvref_t<Tx>::connection_type, typename Db::connection_type>,
                       "sertx: schedule() needs a transaction on this journal's database; pass the tx of a "
@@ -182,7 +346,10 @@ public:
         detail::check_size("key", key, effect_limits::max_key, false);
         detail::check_size("payload", payload, effect_limits::max_payload, true);
         detail::check_size("operation name", Plain::name, effect_limits::max_name, false);
-        return journal_of(tx).schedule_effect(key, Plain::name, detail::effect_name<Plain>(), payload);
+        const std::int64_t due = options.not_before ? std::max<std::int64_t>(1, detail::unix_micros(*options.not_before)) : 0;
+        const bool added = journal_of(tx).schedule_effect(key, Plain::name, detail::effect_name<Plain>(), payload, due);
+        if (added) tx.after_commit([signal = signal_] { signal->notify(); });
+        return added;
     }
 
     /// Claims and runs at most `limit` pending intents of `Op`, oldest first,
@@ -192,26 +359,23 @@ public:
     /// and its outcome then stays `started` until `recover()`.
     template <class Op>
     dispatch_report dispatch(Op& op, std::size_t limit = 100) {
-        detail::check_journaled<Op>();
-        static_assert(std::is_invocable_v<Op&, const std::string&>,
-                      "sertx: a journaled operation is called with its payload; give it an operator()(const "
-                      "std::string&) (or std::string_view).");
-        static_assert(std::is_void_v<std::invoke_result_t<Op&, const std::string&>> ||
-                          std::is_convertible_v<std::invoke_result_t<Op&, const std::string&>, std::string>,
-                      "sertx: a journaled operation returns void or bytes (std::string) to record as its "
-                      "result; encode its result (JSON, a receipt id) before returning it.");
+        check_callable<Op>();
         dispatch_report report;
+        detail::no_journal_observer none;
+        detail::journal_events<detail::no_journal_observer> events{none};
+        run_report ignored;
         while (report.claimed() < limit) {
-            std::optional<claimed_effect> claimed = claim<std::remove_cvref_t<Op>>();
-            if (!claimed) break;
-            Probe::at(detail::dispatch_point::started, claimed->key);
-            const settlement outcome = call(op, *claimed);
-            Probe::at(detail::dispatch_point::returned, claimed->key);
-            settle(*claimed, outcome);
-            Probe::at(detail::dispatch_point::settled, claimed->key);
-            ++(outcome.state == effect_state::done       ? report.done
-               : outcome.state == effect_state::in_doubt ? report.in_doubt
-                                                         : report.failed);
+            const std::optional<ending> ended = dispatch_one(op, std::stop_token{}, ignored, events);
+            if (!ended) break;
+            switch (*ended) {
+                case ending::done: ++report.done; break;
+                case ending::in_doubt: ++report.in_doubt; break;
+                case ending::failed: ++report.failed; break;
+                case ending::retried: ++report.retried; break;
+                case ending::dead: ++report.dead; break;
+                case ending::fenced: ++report.fenced; break;
+                case ending::abandoned: ++report.abandoned; break;
+            }
         }
         return report;
     }
@@ -221,6 +385,163 @@ public:
     dispatch_report dispatch(Op&& op, std::size_t limit = 100) {
         return dispatch<Op>(op, limit);
     }
+
+    /// The worker loop of a fleet (DESIGN §7.1): until `stop` is requested,
+    /// rescues expired leases of `Op`'s intents (any dispatcher's), claims
+    /// and calls what is due, and sleeps until an intent commits in this
+    /// process (the in-process signal), the next intent or lease falls due,
+    /// or `.poll` passes. Database failures are survived: counted, passed to
+    /// `observer.on_journal_error`, and retried after a jittered backoff; they
+    /// never leave the loop. On stop, a call in progress is finished and
+    /// recorded, a claim not yet called is given back: nothing stays claimed.
+    /// `observer`: any object; the hooks it has (observe.hpp) are called.
+    template <class Op, class Observer = detail::no_journal_observer>
+    run_report run(Op& op, std::stop_token stop, Observer&& observer = {}) {
+        check_callable<Op>();
+        using Plain = std::remove_cvref_t<Op>;
+        detail::journal_events<std::remove_reference_t<Observer>> events{observer};
+        run_report report;
+        unsigned failures_in_row = 0;
+        listener_state heard;
+        std::jthread listener;
+        if constexpr (effect_wakeups<Db>) listener = std::jthread([this, &heard](std::stop_token st) { listen(st, heard); });
+        std::size_t listener_errors_seen = 0;
+        // Rescue looks for expired leases: at the start, whenever the run
+        // wakes by its clock (a lease or an intent fell due, or the poll),
+        // and at least every lease/3 while it is busy; a wake-up by a new
+        // intent goes straight to its claim, one transaction sooner.
+        bool rescue_now = true;
+        auto rescued_at = std::chrono::steady_clock::now();
+        while (!stop.stop_requested()) {
+            const std::uint64_t seen = signal_->generation();
+            if (const std::size_t n = heard.errors.load(); n != listener_errors_seen) {
+                listener_errors_seen = n;
+                std::lock_guard lock(heard.mutex);
+                events.error(heard.last_error, std::chrono::microseconds(0));
+            }
+            auto wake = std::chrono::steady_clock::now() + options_.poll;
+            try {
+                if (rescue_now || std::chrono::steady_clock::now() - rescued_at > options_.lease / 3) {
+                    rescue(op, report, events);
+                    rescued_at = std::chrono::steady_clock::now();
+                }
+                while (!stop.stop_requested() && dispatch_one(op, stop, report, events)) {
+                    if (std::chrono::steady_clock::now() - rescued_at > options_.lease / 3) {
+                        rescue(op, report, events);
+                        rescued_at = std::chrono::steady_clock::now();
+                    }
+                }
+                const std::int64_t due = transact<policy_type>(
+                    db_, [&](auto& tx) { return journal_of(tx).next_effect_due(Plain::name, grace_micros()); });
+                if (due > 0) {
+                    const std::int64_t in = due - detail::journal_now_micros() + 1000;  // just after it
+                    wake = std::min(wake, std::chrono::steady_clock::now() +
+                                              std::chrono::microseconds(std::max<std::int64_t>(in, 1000)));
+                }
+                failures_in_row = 0;
+            } catch (const std::exception& e) {
+                ++report.database_errors;
+                ++failures_in_row;
+                const auto cap = static_cast<std::uint64_t>(detail::micros(options_.poll));
+                const std::uint64_t d = detail::capped_exponential(std::min<std::uint64_t>(100'000, cap), cap,
+                                                                   failures_in_row);
+                const std::chrono::microseconds delay(detail::thread_rng().between(d - d / 2, d));
+                events.error(e.what(), delay);
+                wake = std::chrono::steady_clock::now() + delay;
+            }
+            if (stop.stop_requested()) break;
+            rescue_now = !signal_->wait(seen, stop, wake);
+        }
+        if (listener.joinable()) {
+            listener.request_stop();
+            listener.join();
+        }
+        report.database_errors += heard.errors.load();
+        return report;
+    }
+    template <class Op, class Observer = detail::no_journal_observer>
+        requires(!std::is_reference_v<Op>)
+    run_report run(Op&& op, std::stop_token stop, Observer&& observer = {}) {
+        return run<Op>(op, std::move(stop), std::forward<Observer>(observer));
+    }
+
+    /// Intents that ended `retry_later` max_attempts times, oldest first;
+    /// only `requeue` brings one back.
+    std::vector<effect_record> dead(std::size_t limit = 1000) { return in_state(effect_state::dead, limit); }
+
+    /// A dead (or failed) effect back to pending, due at once and with its
+    /// retries counted afresh; records who (`by`, default: the user running
+    /// this process) and why. Refuses a key in any other state.
+    void requeue(std::string_view key, std::string_view note, std::string_view by = {}) {
+        detail::check_size("key", key, effect_limits::max_key, false);
+        detail::check_size("requeue note", note, effect_limits::max_text, false);
+        const std::string who = by.empty() ? detail::current_user() : std::string(by);
+        detail::check_size("requeuer name", who, effect_limits::max_name, false);
+        transact<policy_type>(db_, [&](auto& tx) {
+            auto& journal = journal_of(tx);
+            if (journal.requeue_effect(key, note, who)) {
+                tx.after_commit([signal = signal_] { signal->notify(); });
+                return;
+            }
+            const std::optional<effect_record> found = journal.find_effect(key);
+            if (!found) throw error("sertx: requeue(): no effect has the key '" + detail::printable(key) + "'.");
+            throw error("sertx: requeue(): effect '" + detail::printable(key) + "' is " +
+                        std::string(to_string(found->state)) + "; only a dead or failed effect is requeued.");
+        });
+    }
+
+    /// How much work the journal holds, in one read (for metrics).
+    journal_stats stats() {
+        return transact<read_policy>(db_, [&](auto& tx) { return journal_of(tx).effect_stats(); });
+    }
+
+    /// `recover()`, given the operation: the at-most-once intents of `Op`
+    /// this dispatcher left started are first put to `op.reconcile(payload)`
+    /// when `Op` offers it: happened → done (noted as reconciled), not
+    /// happened → pending, unknown → in_doubt. Then `recover()` as before.
+    template <class Op>
+    recover_report recover(Op& op) {
+        check_callable<Op>();
+        using Plain = std::remove_cvref_t<Op>;
+        recover_report report;
+        if constexpr (at_most_once_operation<Plain> && reconciling_operation<Plain>) {
+            const std::vector<expired_claim> mine = transact<policy_type>(db_, [&](auto& tx) {
+                return journal_of(tx).expired_effects(Plain::name, dispatcher_, 0, 100'000);
+            });
+            detail::no_journal_observer none;
+            detail::journal_events<detail::no_journal_observer> events{none};
+            for (const expired_claim& row : mine) {
+                if (row.effect != detail::effect_name<Plain>()) continue;
+                const std::optional<effect_state> now = reconcile(op, row, "recover(op)", events);
+                if (!now) continue;
+                ++(*now == effect_state::in_doubt ? report.in_doubt : report.reconciled);
+            }
+        }
+        const recover_report rest = recover();
+        report.requeued += rest.requeued;
+        report.in_doubt += rest.in_doubt;
+        return report;
+    }
+    template <class Op>
+        requires(!std::is_reference_v<Op>)
+    recover_report recover(Op&& op) {
+        return recover<Op>(op);
+    }
+
+private:
+    template <class Op>
+    static constexpr void check_callable() {
+        detail::check_journaled<Op>();
+        static_assert(std::is_invocable_v<Op&, const std::string&>,
+                      "sertx: a journaled operation is called with its payload; give it an operator()(const "
+                      "std::string&) (or std::string_view).");
+        static_assert(std::is_void_v<std::invoke_result_t<Op&, const std::string&>> ||
+                          std::is_convertible_v<std::invoke_result_t<Op&, const std::string&>, std::string>,
+                      "sertx: a journaled operation returns void or bytes (std::string) to record as its "
+                      "result; encode its result (JSON, a receipt id) before returning it.");
+    }
+
+public:
 
     /// At start-up, before this dispatcher dispatches: the intents it left
     /// `started` (it stopped between claiming one and recording its outcome)
@@ -269,7 +590,43 @@ private:
     using policy_type = detail::journal_policy<backend_of<Db>>;
     using read_policy = policy<sertx::read_only>;
 
-    /// How a call ended, to be recorded.
+    /// What `run`'s listener thread tells the run.
+    struct listener_state {
+        std::atomic<std::size_t> errors{0};
+        std::mutex mutex;
+        std::string last_error;
+    };
+
+    /// The adapter's wake-ups from other processes (effect_wakeups), turned
+    /// into the in-process signal, until `stop`: a failure is counted and the
+    /// listening retried after a jittered backoff (the run polls meanwhile).
+    void listen(std::stop_token stop, listener_state& heard) {
+        unsigned failures = 0;
+        while (!stop.stop_requested()) {
+            try {
+                if (!db_.listen_for_effects(stop, [signal = signal_] { signal->notify(); })) return;
+                failures = 0;
+            } catch (const std::exception& e) {
+                ++failures;
+                {
+                    std::lock_guard lock(heard.mutex);
+                    heard.last_error = e.what();
+                }
+                ++heard.errors;
+            }
+            if (stop.stop_requested()) return;
+            const auto cap = static_cast<std::uint64_t>(detail::micros(options_.poll));
+            const std::uint64_t d =
+                detail::capped_exponential(std::min<std::uint64_t>(100'000, cap), cap, failures == 0 ? 1 : failures);
+            std::mutex m;
+            std::condition_variable_any never;
+            std::unique_lock lock(m);
+            never.wait_for(lock, stop, std::chrono::microseconds(detail::thread_rng().between(d - d / 2, d)),
+                           [] { return false; });
+        }
+    }
+
+    /// How a call ended, to be recorded: `pending` stands for retry_later.
     struct settlement {
         effect_state state = effect_state::done;
         std::string result;
@@ -281,20 +638,113 @@ private:
         return tx.connection(detail::internal_access{}).journal();
     }
 
-    /// The oldest pending intent of `Op`, committed `started` under this
-    /// dispatcher's name; empty when none is pending.
+    /// How long after its lease's end an at-most-once claim is rescued: the
+    /// claimer calls only within lease/2 of starting its claim (dispatch_one),
+    /// so a dispatcher paused before its call has given up calling by then,
+    /// unless it was paused for more than this grace between that check and
+    /// the call's first byte (docs/exactly-once.md, "The window that remains").
+    std::int64_t grace_micros() const { return detail::micros(options_.lease); }
+
+    /// The earliest due pending intent of `Op`, committed `started` under
+    /// this dispatcher's name with a lease; empty when none is due.
     template <class Op>
     std::optional<claimed_effect> claim() {
+        const std::int64_t lease = detail::micros(options_.lease);
         return transact<policy_type>(db_, [&](auto& tx) {
-            auto found = journal_of(tx).claim_effect(Op::name, dispatcher_);
+            auto found = journal_of(tx).claim_effect(Op::name, dispatcher_, lease);
             if (found) Probe::at(detail::dispatch_point::claiming, found->key);
             return found;
         });
     }
 
+    /// How one claim ended.
+    enum class ending : unsigned char { done, failed, in_doubt, retried, dead, fenced, abandoned };
+
+    /// Claims one due intent and sees it through; empty when none was due.
+    template <class Op, class Events>
+    std::optional<ending> dispatch_one(Op& op, const std::stop_token& stop, run_report& report,
+                                             Events& events) {
+        using Plain = std::remove_cvref_t<Op>;
+        // The lease is counted from before the claim's transaction, so that
+        // this clock's count is never behind the lease written in it.
+        const auto claim_began = std::chrono::steady_clock::now();
+        std::optional<claimed_effect> claimed = claim<Plain>();
+        if (!claimed) return std::nullopt;
+        ++report.claimed;
+        events.claimed(claimed->key, claimed->attempts);
+        Probe::at(detail::dispatch_point::started, claimed->key);
+        // A claim gone stale before its call (the process paused, the machine
+        // swapped) may have been rescued and called by another dispatcher:
+        // give it back uncalled. A monotonic clock, so that no clock step
+        // makes a stale claim look fresh.
+        if (stop.stop_requested() || std::chrono::steady_clock::now() - claim_began >= options_.lease / 2) {
+            transact<policy_type>(db_, [&](auto& tx) { journal_of(tx).release_effect(claimed->key, claimed->attempts); });
+            ++report.abandoned;
+            events.abandoned(claimed->key);
+            return ending::abandoned;
+        }
+        const settlement outcome = call_leased(op, *claimed);
+        Probe::at(detail::dispatch_point::returned, claimed->key);
+        const std::optional<effect_state> recorded = record(*claimed, outcome, events);
+        Probe::at(detail::dispatch_point::settled, claimed->key);
+        if (!recorded) {
+            ++report.fenced;
+            events.fenced(claimed->key);
+            return ending::fenced;
+        }
+        switch (*recorded) {
+            case effect_state::done: ++report.done; events.done(claimed->key); return ending::done;
+            case effect_state::failed: ++report.failed; events.failed(claimed->key, outcome.error); return ending::failed;
+            case effect_state::in_doubt:
+                ++report.in_doubt;
+                events.in_doubt(claimed->key, outcome.error);
+                return ending::in_doubt;
+            case effect_state::dead: ++report.dead; events.dead(claimed->key, outcome.error); return ending::dead;
+            default: ++report.retried; return ending::retried;
+        }
+    }
+
+    /// Calls `op` while a thread renews the claim's lease every lease/3, so
+    /// that a long call is not rescued from a live dispatcher. A renewal that
+    /// fails (the database down) is tried again at the next period; one that
+    /// finds the claim fenced stops: the outcome will be fenced too.
+    template <class Op>
+    settlement call_leased(Op& op, const claimed_effect& claimed) {
+        std::mutex mutex;
+        std::condition_variable_any ended;
+        bool finished = false;
+        const std::int64_t lease = detail::micros(options_.lease);
+        std::jthread renewer([&](std::stop_token stop) {
+            std::unique_lock lock(mutex);
+            while (!ended.wait_for(lock, stop, options_.lease / 3, [&] { return finished; })) {
+                if (stop.stop_requested()) return;
+                lock.unlock();
+                bool still_ours = true;
+                try {
+                    still_ours = transact<policy_type>(db_, [&](auto& tx) {
+                        return journal_of(tx).renew_effect(claimed.key, claimed.attempts, lease);
+                    });
+                } catch (const std::exception&) {
+                    // the next period tries again; the lease still runs
+                }
+                lock.lock();
+                if (!still_ours) return;
+            }
+        });
+        settlement outcome = call(op, claimed);
+        {
+            std::lock_guard lock(mutex);
+            finished = true;
+        }
+        ended.notify_all();
+        renewer.join();
+        return outcome;
+    }
+
     /// Calls `op` outside any transaction. What it throws decides the
-    /// outcome: effect_in_doubt puts an at-most-once effect in doubt; anything
-    /// else means it failed (for at-most-once: it did not happen).
+    /// outcome: retry_later means it did not happen, try later;
+    /// effect_in_doubt puts an at-most-once effect in doubt; anything else
+    /// means it failed (for at-most-once: it did not happen).
     template <class Op>
     static settlement call(Op& op, const claimed_effect& claimed) {
         settlement s;
@@ -304,6 +754,9 @@ private:
             else
                 s.result = op(std::as_const(claimed.payload));
             return s;
+        } catch (const retry_later& e) {
+            s.state = effect_state::pending;
+            s.error = e.what();
         } catch (const effect_in_doubt& e) {
             s.state = at_most_once_operation<std::remove_cvref_t<Op>> ? effect_state::in_doubt : effect_state::failed;
             s.error = e.what();
@@ -318,12 +771,141 @@ private:
         return s;
     }
 
-    /// Records the outcome of `claimed`'s claim (not of a later one).
-    void settle(const claimed_effect& claimed, const settlement& outcome) {
-        transact<policy_type>(db_, [&](auto& tx) {
-            journal_of(tx).settle_effect(claimed.key, claimed.attempts, outcome.state, outcome.result, outcome.error);
+    /// The wait before retry number `retry` (1: the first): equal jitter on
+    /// min(max_retry, first_retry·2^(retry−1)).
+    std::chrono::microseconds retry_delay(unsigned retry) const {
+        const std::uint64_t d = detail::capped_exponential(static_cast<std::uint64_t>(detail::micros(options_.first_retry)),
+                                                           static_cast<std::uint64_t>(detail::micros(options_.max_retry)), retry);
+        return std::chrono::microseconds(detail::thread_rng().between(d - d / 2, d));
+    }
+
+    /// Records the outcome of `claimed`'s claim (not of a later one): the
+    /// state written, or empty when the claim had been rescued (fenced: a
+    /// later claim's outcome is never overwritten).
+    template <class Events>
+    std::optional<effect_state> record(const claimed_effect& claimed, const settlement& outcome, Events& events) {
+        if (outcome.state != effect_state::pending) {
+            const bool ours = transact<policy_type>(db_, [&](auto& tx) {
+                const bool r = journal_of(tx).settle_effect(claimed.key, claimed.attempts, outcome.state,
+                                                            outcome.result, outcome.error);
+                Probe::at(detail::dispatch_point::settling, claimed.key);
+                return r;
+            });
+            if (!ours) return std::nullopt;
+            return outcome.state;
+        }
+        const unsigned retries = claimed.retries + 1;
+        const effect_state next = retries >= options_.max_attempts ? effect_state::dead : effect_state::pending;
+        const auto not_before = std::chrono::system_clock::now() + retry_delay(retries);
+        const std::string why = outcome.error + (next == effect_state::dead
+                                                     ? " [sertx: dead after " + std::to_string(retries) +
+                                                           " calls ended retry_later; requeue() to try again]"
+                                                     : "");
+        const bool ours = transact<policy_type>(db_, [&](auto& tx) {
+            const bool r = journal_of(tx).retry_effect(claimed.key, claimed.attempts, next,
+                                                       detail::unix_micros(not_before), detail::clip(why));
             Probe::at(detail::dispatch_point::settling, claimed.key);
+            return r;
         });
+        if (!ours) return std::nullopt;
+        if (next == effect_state::pending) events.retried(claimed.key, retries, not_before);
+        return next;
+    }
+
+    /// Takes back the started intents of `Op` whose lease ended (an
+    /// at-most-once one's a grace later), whoever claimed them: repeatable →
+    /// pending; at-most-once → reconcile() when offered, else in_doubt.
+    /// Each is settled fenced on its claim, so two rescuers settle it once.
+    template <class Op, class Events>
+    void rescue(Op& op, run_report& report, Events& events) {
+        using Plain = std::remove_cvref_t<Op>;
+        const std::int64_t now = detail::journal_now_micros();
+        const std::int64_t before = at_most_once_operation<Plain> ? now - grace_micros() : now;
+        const std::vector<expired_claim> expired = transact<policy_type>(
+            db_, [&](auto& tx) { return journal_of(tx).expired_effects(Plain::name, "", before, 100); });
+        for (const expired_claim& row : expired) {
+            std::optional<effect_state> now_in;
+            if (row.effect != effect_tag_names[0]) {
+                const std::string note = "sertx: rescued by dispatcher '" + dispatcher_ + "': the lease of '" +
+                                         row.dispatcher + "' ended before it recorded an outcome; called again.";
+                if (settle_rescued(row, effect_state::pending, "", "", note, ""))
+                    now_in = effect_state::pending;
+            } else if (row.lease_until + grace_micros() < detail::journal_now_micros()) {
+                now_in = reconcile(op, row, "a rescue", events);
+                if (now_in && *now_in != effect_state::in_doubt) ++report.reconciled;
+            }
+            if (!now_in) continue;  // another rescuer was first
+            ++report.rescued;
+            const std::chrono::microseconds lag(detail::journal_now_micros() - row.lease_until);
+            report.longest_rescue_lag = std::max(report.longest_rescue_lag, lag);
+            events.rescued(row.key, row.dispatcher, *now_in);
+        }
+    }
+
+    /// An at-most-once intent left started by `row.dispatcher`: asks
+    /// `op.reconcile` where offered, and settles it fenced on the claim. The
+    /// state it is now in, or empty when another dispatcher settled it first.
+    template <class Op, class Events>
+    std::optional<effect_state> reconcile(Op& op, const expired_claim& row, std::string_view by_whom,
+                                          Events& events) {
+        using Plain = std::remove_cvref_t<Op>;
+        const std::string who = "dispatcher '" + dispatcher_ + "' (" + std::string(by_whom) + ")";
+        const std::string left = "sertx: dispatcher '" + row.dispatcher +
+                                 "' stopped after marking it started and before recording its outcome, so it may "
+                                 "or may not have happened";
+        if constexpr (reconciling_operation<Plain>) {
+            reconciliation found;
+            std::string trouble;
+            try {
+                found = op.reconcile(std::as_const(row.payload));
+            } catch (const std::exception& e) {
+                found = reconciliation{reconciliation::unknown, {}};
+                trouble = std::string("; reconcile() threw: ") + e.what();
+            } catch (...) {
+                found = reconciliation{reconciliation::unknown, {}};
+                trouble = "; reconcile() threw an exception that is not a std::exception";
+            }
+            events.reconciled(row.key, found.outcome);
+            switch (found.outcome) {
+                case reconciliation::happened:
+                    if (settle_rescued(row, effect_state::done, found.result, "",
+                                       "sertx: reconciled by " + who + ": reconcile() found it happened.",
+                                       "reconciled"))
+                        return effect_state::done;
+                    return std::nullopt;
+                case reconciliation::not_happened:
+                    if (settle_rescued(row, effect_state::pending, "", "",
+                                       "sertx: reconciled by " + who +
+                                           ": reconcile() found it did not happen; called again.",
+                                       "reconciled"))
+                        return effect_state::pending;
+                    return std::nullopt;
+                case reconciliation::unknown: break;
+            }
+            if (settle_rescued(row, effect_state::in_doubt, "",
+                               detail::clip(left + "; reconcile() could not tell" + trouble + "."),
+                               "sertx: put in doubt by " + who + ".", "")) {
+                events.in_doubt(row.key, left);
+                return effect_state::in_doubt;
+            }
+            return std::nullopt;
+        } else {
+            if (settle_rescued(row, effect_state::in_doubt, "", left + "; " + who + " put it in doubt.",
+                               "sertx: put in doubt by " + who + ".", "")) {
+                events.in_doubt(row.key, left);
+                return effect_state::in_doubt;
+            }
+            return std::nullopt;
+        }
+    }
+
+    bool settle_rescued(const expired_claim& row, effect_state state, const std::string& result,
+                        const std::string& why, const std::string& note, std::string_view by) {
+        const bool ours = transact<policy_type>(db_, [&](auto& tx) {
+            return journal_of(tx).rescue_effect(row.key, row.attempts, state, result, why, detail::clip(note), by);
+        });
+        if (ours && state == effect_state::pending) signal_->notify();  // other dispatchers here may take it
+        return ours;
     }
 
     std::vector<effect_record> in_state(effect_state s, std::size_t limit) {
@@ -332,6 +914,8 @@ private:
 
     Db db_;
     std::string dispatcher_;
+    journal_options options_;
+    detail::effect_signal* signal_;
 };
 
 }  // namespace sertx

@@ -68,8 +68,8 @@ std::size_t prune_commit_log(Db& db, std::chrono::duration<Rep, Period> older_th
 }
 
 /// Removes settled effects (done or failed, by a dispatcher or by hand)
-/// settled more than `older_than` ago; never one that is pending, started or
-/// in doubt. Returns how many it removed.
+/// settled more than `older_than` ago; never one that is pending, started,
+/// in doubt or dead. Returns how many it removed.
 template <class Db, class Rep, class Period>
 std::size_t prune_effects(Db& db, std::chrono::duration<Rep, Period> older_than) {
     static_assert(detail::check_journal_adapter<Db>());

@@ -17,9 +17,12 @@
 /// goes through the effect journal (`sertx::effects`), which runs it after
 /// commit and never twice.
 
+#include <sertx/failure.hpp>
 #include <sertx/policy.hpp>
 
+#include <string>
 #include <type_traits>
+#include <utility>
 
 namespace sertx {
 
@@ -56,5 +59,33 @@ concept repeatable_operation = std::is_same_v<effect_of<Op>, read_only> || std::
 /// An operation that must never run twice.
 template <class Op>
 concept at_most_once_operation = std::is_same_v<effect_of<Op>, at_most_once>;
+
+/// Thrown by a journaled operation: the call did not happen (the node was
+/// unreachable, the service said "busy"), so calling it again later is still
+/// at most once. The journal puts the intent back to pending after a jittered
+/// backoff, and makes it `dead` once `max_attempts` calls have ended so.
+/// A `sertx::error`, so that code catching sertx's errors sees it too; its
+/// text is recorded as the effect's error.
+class retry_later : public error {
+public:
+    using error::error;
+};
+
+/// What an at-most-once operation's `reconcile(payload)` found out about an
+/// effect that a dead dispatcher left started (DESIGN §7.1):
+/// `{reconciliation::happened, result}`, `{reconciliation::not_happened}` or
+/// `{reconciliation::unknown}`. `not_happened` must be sure: the journal then
+/// calls the operation again.
+struct reconciliation {
+    enum outcome_kind : unsigned char { happened, not_happened, unknown };
+    outcome_kind outcome = unknown;
+    std::string result{};  ///< happened: what to record as the call's result
+};
+
+/// An at-most-once operation that can tell whether a call happened.
+template <class Op>
+concept reconciling_operation = requires(Op& op, const std::string& payload) {
+    { op.reconcile(payload) } -> std::convertible_to<reconciliation>;
+};
 
 }  // namespace sertx

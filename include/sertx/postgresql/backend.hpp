@@ -129,6 +129,17 @@ struct dialect {
         "table_name = 'sertx_commit_log' and column_name = 'request'";
     static constexpr const char* add_request_column =
         "alter table sertx_commit_log add column if not exists request text not null default ''";
+    /// A journal made before leases (issue 14) is altered in place: the
+    /// columns added, the state CHECK (named by PostgreSQL's default,
+    /// <table>_<column>_check) dropped and made again with `dead`.
+    static constexpr const char* effect_has_leases =
+        "select count(*) from information_schema.columns where table_schema = current_schema() and "
+        "table_name = 'sertx_effect' and column_name = 'lease_until'";
+    static constexpr bool rebuild_to_widen_check = false;
+    /// The scheduling INSERT also sends NOTIFY on channel sertx_effect
+    /// (payload: the operation's name), for the listeners of
+    /// soci/detail/postgresql/effect_listener.hpp.
+    static constexpr bool notify_on_schedule = true;
     static constexpr const char* migration_table_exists =
         "select case when to_regclass('sertx_schema') is null then 0 else 1 end";
     /// The first statement of every migration transaction. LOCK TABLE is one

@@ -70,28 +70,74 @@ public:
             " committed_at bigint not null,"   // for prune_commit_log
             " request text not null default '');"  // the request's fingerprint, hex; '' when none was given
             "create index if not exists sertx_commit_log_age on sertx_commit_log (committed_at);"
-            "create table if not exists sertx_effect ("
-            " key text primary key,"
-            " operation text not null,"
-            " effect text not null check (effect in (" + quoted_list(effect_tag_names) + ")),"
-            " payload text not null,"
-            " state text not null check (state in (" + quoted_list(effect_state_names) + ")),"
-            " result text not null default '',"
-            " error text not null default '',"
-            " attempts integer not null default 0,"
-            " dispatcher text not null default '',"
-            " scheduled_at bigint not null,"
-            " started_at bigint not null default 0,"
-            " settled_at bigint not null default 0,"
-            " resolved_by text not null default '',"
-            " note text not null default '');"
-            "create index if not exists sertx_effect_queue on sertx_effect (operation, state, scheduled_at)")
+            + effect_table("sertx_effect") +
+            ";create index if not exists sertx_effect_queue on sertx_effect (operation, state, scheduled_at)")
                            .c_str());
+        upgrade_effect_table();
         // A commit log made before request fingerprints existed gains the column.
         int has_request = 0;
         if constexpr (Connection::dialect::commit_log_has_request != nullptr)
             self().session() << Connection::dialect::commit_log_has_request, ::soci::into(has_request);
         if (has_request == 0) self().execute(Connection::dialect::add_request_column);
+    }
+
+    /// The journal's table, named `name` (SQLite's upgrade builds a new one
+    /// beside the old). Times are unix microseconds, 0 for "not yet".
+    static std::string effect_table(const std::string& name) {
+        return "create table if not exists " + name + " ("
+               " key text primary key,"
+               " operation text not null,"
+               " effect text not null check (effect in (" + quoted_list(effect_tag_names) + ")),"
+               " payload text not null,"
+               " state text not null check (state in (" + quoted_list(effect_state_names) + ")),"
+               " result text not null default '',"
+               " error text not null default '',"
+               " attempts integer not null default 0,"  // claims so far: the fence of the latest one
+               " dispatcher text not null default '',"
+               " scheduled_at bigint not null,"
+               " started_at bigint not null default 0,"
+               " settled_at bigint not null default 0,"
+               " resolved_by text not null default '',"
+               " note text not null default '',"
+               " lease_until bigint not null default 0,"  // started: the claim's lease (0: claimed without one)
+               " not_before bigint not null default 0,"   // pending: not claimed before this time
+               " retries integer not null default 0)";    // calls that ended retry_later
+    }
+
+    /// A journal made by a sertx from before leases (issue 14) gains the
+    /// columns of leases, retries and not_before, and its state CHECK the
+    /// state `dead`, in the install's transaction: whole or not at all.
+    /// PostgreSQL alters the table in place; SQLite cannot change a CHECK, so
+    /// the table is rebuilt and its rows copied (SQLite's documented way,
+    /// "Making Other Kinds Of Table Schema Changes"). Either way the stored
+    /// states keep their names, so every row keeps its meaning.
+    void upgrade_effect_table() {
+        int has_leases = 0;
+        self().session() << Connection::dialect::effect_has_leases, ::soci::into(has_leases);
+        if (has_leases == 0) {
+            static constexpr const char* old_columns =
+                "key, operation, effect, payload, state, result, error, attempts, dispatcher, scheduled_at, "
+                "started_at, settled_at, resolved_by, note";
+            if constexpr (Connection::dialect::rebuild_to_widen_check) {
+                self().execute((effect_table("sertx_effect_upgrade") + ";insert into sertx_effect_upgrade (" +
+                                old_columns + ") select " + old_columns +
+                                " from sertx_effect;drop table sertx_effect;"
+                                "alter table sertx_effect_upgrade rename to sertx_effect;"
+                                "create index if not exists sertx_effect_queue on sertx_effect (operation, state, "
+                                "scheduled_at)")
+                                   .c_str());
+            } else {
+                self().execute((std::string("alter table sertx_effect add column if not exists lease_until bigint "
+                                            "not null default 0, add column if not exists not_before bigint not "
+                                            "null default 0, add column if not exists retries integer not null "
+                                            "default 0;") +
+                                "alter table sertx_effect drop constraint if exists sertx_effect_state_check;"
+                                "alter table sertx_effect add constraint sertx_effect_state_check check (state in (" +
+                                quoted_list(effect_state_names) + "))")
+                                   .c_str());
+            }
+        }
+        self().execute("create index if not exists sertx_effect_due on sertx_effect (operation, state, not_before)");
     }
 
     // ---- the commit log ----
@@ -120,7 +166,7 @@ public:
     // ---- the effect journal ----
 
     /// Settled effects (done or failed, by a dispatcher or by hand) settled
-    /// before `settled_before`; never one that is pending, started or in doubt.
+    /// before `settled_before`; never one that is pending, started, in doubt or dead.
     std::size_t prune_effects(std::int64_t settled_before) {
         long long before = settled_before;
         return changed(once("delete from sertx_effect where state in ('done', 'failed') and settled_at > 0 and "
@@ -128,35 +174,82 @@ public:
                             ::soci::use(before)));
     }
 
+    /// `not_before` 0: due now (the scheduling time, so that claims go in
+    /// the order intents were scheduled).
     bool schedule_effect(std::string_view key, std::string_view operation, std::string_view effect,
-                         std::string_view payload) {
+                         std::string_view payload, std::int64_t not_before) {
         std::string k = to_hex(key), o(operation), e(effect), p = to_hex(payload);
         long long now = unix_micros_now();
-        return changed(once("insert into sertx_effect (key, operation, effect, payload, state, scheduled_at) "
-                            "values (:k, :o, :e, :p, 'pending', :t) on conflict (key) do nothing",
-                            ::soci::use(k), ::soci::use(o), ::soci::use(e), ::soci::use(p), ::soci::use(now))) == 1;
+        long long due = not_before > 0 ? not_before : now;
+        if constexpr (Connection::dialect::notify_on_schedule) {
+            // The notification rides in the INSERT's round trip, and only
+            // when a row was inserted; the server delivers it at COMMIT.
+            std::string channel_op(operation);
+            int inserted = 0;
+            once("with i as (insert into sertx_effect (key, operation, effect, payload, state, scheduled_at, "
+                 "not_before) values (:k, :o, :e, :p, 'pending', :t, :n) on conflict (key) do nothing returning 1) "
+                 "select count(*) from (select pg_notify('sertx_effect', :c) from i) notified",
+                 ::soci::into(inserted), ::soci::use(k), ::soci::use(o), ::soci::use(e), ::soci::use(p),
+                 ::soci::use(now), ::soci::use(due), ::soci::use(channel_op))
+                .execute(true);
+            return inserted == 1;
+        }
+        return changed(once("insert into sertx_effect (key, operation, effect, payload, state, scheduled_at, "
+                            "not_before) values (:k, :o, :e, :p, 'pending', :t, :n) on conflict (key) do nothing",
+                            ::soci::use(k), ::soci::use(o), ::soci::use(e), ::soci::use(p), ::soci::use(now),
+                            ::soci::use(due))) == 1;
     }
 
     /// The oldest pending intent of `operation`, now started by `dispatcher`.
     /// Two dispatchers that pick the same row conflict (PostgreSQL 40001 on
     /// the update; SQLite lets one writer in at a time) and the loser's
     /// transaction is re-run by `transact`, picking another.
-    std::optional<claimed_effect> claim_effect(std::string_view operation, std::string_view dispatcher) {
+    /// Only an intent that is due (`not_before` passed), earliest due first;
+    /// the claim holds a lease of `lease` microseconds from now.
+    std::optional<claimed_effect> claim_effect(std::string_view operation, std::string_view dispatcher,
+                                               std::int64_t lease) {
         std::string o(operation), d(dispatcher), key, payload;
-        int attempts = 0;
-        ::soci::statement pick = once(
-            "select key, payload, attempts from sertx_effect where operation = :o and state = 'pending' "
-            "order by scheduled_at, key limit 1",
-            ::soci::into(key), ::soci::into(payload), ::soci::into(attempts), ::soci::use(o));
-        if (!pick.execute(true)) return std::nullopt;
+        int attempts = 0, retries = 0;
         long long now = unix_micros_now();
+        ::soci::statement pick = once(
+            "select key, payload, attempts, retries from sertx_effect where operation = :o and state = 'pending' "
+            "and not_before <= :t order by not_before, scheduled_at, key limit 1",
+            ::soci::into(key), ::soci::into(payload), ::soci::into(attempts), ::soci::into(retries), ::soci::use(o),
+            ::soci::use(now));
+        if (!pick.execute(true)) return std::nullopt;
+        long long until = now + lease;
         if (changed(once("update sertx_effect set state = 'started', attempts = attempts + 1, "
-                         "dispatcher = :d, started_at = :t where key = :k and state = 'pending'",
-                         ::soci::use(d), ::soci::use(now), ::soci::use(key))) != 1)
+                         "dispatcher = :d, started_at = :t, lease_until = :l where key = :k and state = 'pending'",
+                         ::soci::use(d), ::soci::use(now), ::soci::use(until), ::soci::use(key))) != 1)
             throw database_error(failure::serialization, "",
                                  "sertx: another dispatcher claimed the same intent first.");  // re-run: pick again
         return claimed_effect{column_bytes(key, "key"), column_bytes(payload, "payload"),
-                              static_cast<unsigned>(attempts) + 1};
+                              static_cast<unsigned>(attempts) + 1, static_cast<unsigned>(retries)};
+    }
+
+    /// Extends the lease of the claim fenced by `attempts` to `lease`
+    /// microseconds from now; false when that claim was rescued meanwhile.
+    bool renew_effect(std::string_view key, unsigned attempts, std::int64_t lease) {
+        std::string k = to_hex(key);
+        int a = static_cast<int>(attempts);
+        long long until = unix_micros_now() + lease;
+        return changed(once("update sertx_effect set lease_until = :l where key = :k and attempts = :a and "
+                            "state = 'started'",
+                            ::soci::use(until), ::soci::use(k), ::soci::use(a))) == 1;
+    }
+
+    /// The earliest time something of `operation` needs a dispatcher: a
+    /// pending intent falls due, or a lease runs out (an at-most-once one
+    /// `grace` microseconds later); 0 when nothing is waiting.
+    std::int64_t next_effect_due(std::string_view operation, std::int64_t grace) {
+        std::string o(operation);
+        long long g = grace, due = 0;
+        once("select coalesce(min(case when state = 'pending' then not_before when effect = 'at_most_once' then "
+             "lease_until + :g else lease_until end), 0) from sertx_effect where operation = :o and (state = "
+             "'pending' or (state = 'started' and lease_until > 0))",
+             ::soci::into(due), ::soci::use(g), ::soci::use(o))
+            .execute(true);
+        return due;
     }
 
     /// Records the outcome of the claim that raised `attempts` to its value:
@@ -166,10 +259,115 @@ public:
         std::string k = to_hex(key), s(to_string(state)), r = to_hex(result), e(why);
         int a = static_cast<int>(attempts);
         long long now = unix_micros_now();
-        return changed(once("update sertx_effect set state = :s, result = :r, error = :e, settled_at = :t "
-                            "where key = :k and attempts = :a and state = 'started'",
+        return changed(once("update sertx_effect set state = :s, result = :r, error = :e, settled_at = :t, "
+                            "lease_until = 0 where key = :k and attempts = :a and state = 'started'",
                             ::soci::use(s), ::soci::use(r), ::soci::use(e), ::soci::use(now), ::soci::use(k),
                             ::soci::use(a))) == 1;
+    }
+
+    /// A call of the claim fenced by `attempts` ended `retry_later`: back to
+    /// `pending` not before `not_before`, or `dead` (`state`); one more retry.
+    bool retry_effect(std::string_view key, unsigned attempts, effect_state state, std::int64_t not_before,
+                      std::string_view why) {
+        std::string k = to_hex(key), s(to_string(state)), e(why);
+        int a = static_cast<int>(attempts);
+        long long due = not_before, now = unix_micros_now();
+        long long settled = state == effect_state::dead ? now : 0;
+        return changed(once("update sertx_effect set state = :s, retries = retries + 1, not_before = :n, "
+                            "error = :e, settled_at = :t, lease_until = 0 where key = :k and attempts = :a and "
+                            "state = 'started'",
+                            ::soci::use(s), ::soci::use(due), ::soci::use(e), ::soci::use(settled), ::soci::use(k),
+                            ::soci::use(a))) == 1;
+    }
+
+    /// The claim fenced by `attempts` goes back to pending uncalled.
+    bool release_effect(std::string_view key, unsigned attempts) {
+        std::string k = to_hex(key);
+        int a = static_cast<int>(attempts);
+        return changed(once("update sertx_effect set state = 'pending', lease_until = 0 where key = :k and "
+                            "attempts = :a and state = 'started'",
+                            ::soci::use(k), ::soci::use(a))) == 1;
+    }
+
+    /// Started intents of `operation` to take back, at most `limit`: with an
+    /// empty `dispatcher`, those of any dispatcher whose lease ended before
+    /// `before` (unix µs); with a name, all of that dispatcher's.
+    std::vector<expired_claim> expired_effects(std::string_view operation, std::string_view dispatcher,
+                                               std::int64_t before, std::size_t limit) {
+        std::string o(operation), d(dispatcher), key, payload, effect, holder;
+        long long t = before, n = static_cast<long long>(limit), until = 0;
+        int attempts = 0;
+        std::vector<expired_claim> out;
+        auto collect = [&](::soci::statement st) {
+            if (!st.execute(true)) return;
+            do
+                out.push_back({column_bytes(key, "key"), column_bytes(payload, "payload"), effect, holder,
+                               static_cast<unsigned>(attempts), until});
+            while (st.fetch());
+        };
+        const std::string sql = std::string("select key, payload, effect, dispatcher, attempts, lease_until from "
+                                            "sertx_effect where operation = :o and state = 'started' and ") +
+                                (d.empty() ? "lease_until > 0 and lease_until < :t" : "dispatcher = :d") +
+                                " order by lease_until, key limit :n";
+        if (d.empty())
+            collect(once(sql, ::soci::into(key), ::soci::into(payload), ::soci::into(effect), ::soci::into(holder),
+                         ::soci::into(attempts), ::soci::into(until), ::soci::use(o), ::soci::use(t),
+                         ::soci::use(n)));
+        else
+            collect(once(sql, ::soci::into(key), ::soci::into(payload), ::soci::into(effect), ::soci::into(holder),
+                         ::soci::into(attempts), ::soci::into(until), ::soci::use(o), ::soci::use(d),
+                         ::soci::use(n)));
+        return out;
+    }
+
+    /// Settles a started intent taken back from the claim fenced by
+    /// `attempts` (a rescue, or recover(op)): `state` with `result` and
+    /// `why`, noted and signed; false when that claim is no longer the
+    /// intent's (another dispatcher rescued or settled it first).
+    bool rescue_effect(std::string_view key, unsigned attempts, effect_state state, std::string_view result,
+                       std::string_view why, std::string_view note, std::string_view by) {
+        std::string k = to_hex(key), s(to_string(state)), r = to_hex(result), e(why), n(note), b(by);
+        int a = static_cast<int>(attempts);
+        long long now = unix_micros_now();
+        long long settled = state == effect_state::pending ? 0 : now;
+        return changed(once("update sertx_effect set state = :s, result = :r, error = :e, note = :n, "
+                            "resolved_by = :b, settled_at = :t, lease_until = 0 where key = :k and attempts = :a "
+                            "and state = 'started'",
+                            ::soci::use(s), ::soci::use(r), ::soci::use(e), ::soci::use(n), ::soci::use(b),
+                            ::soci::use(settled), ::soci::use(k), ::soci::use(a))) == 1;
+    }
+
+    /// A dead or failed intent back to pending, due now, with its retries
+    /// counted afresh; recorded with who and why.
+    bool requeue_effect(std::string_view key, std::string_view note, std::string_view by) {
+        std::string k = to_hex(key), n(note), b(by);
+        long long now = unix_micros_now();
+        return changed(once("update sertx_effect set state = 'pending', retries = 0, not_before = :t, note = :n, "
+                            "resolved_by = :b, settled_at = 0 where key = :k and state in ('dead', 'failed')",
+                            ::soci::use(now), ::soci::use(n), ::soci::use(b), ::soci::use(k))) == 1;
+    }
+
+    /// The counts of `journal.stats()`, in one read of the table.
+    journal_stats effect_stats() {
+        long long pending = 0, oldest = 0, started = 0, in_doubt = 0, dead = 0;
+        once("select coalesce(sum(case when state = 'pending' then 1 else 0 end), 0), "
+             "coalesce(min(case when state = 'pending' then (case when not_before > scheduled_at then not_before "
+             "else scheduled_at end) end), 0), "
+             "coalesce(sum(case when state = 'started' then 1 else 0 end), 0), "
+             "coalesce(sum(case when state = 'in_doubt' then 1 else 0 end), 0), "
+             "coalesce(sum(case when state = 'dead' then 1 else 0 end), 0) "
+             "from sertx_effect where state in ('pending', 'started', 'in_doubt', 'dead')",
+             ::soci::into(pending), ::soci::into(oldest), ::soci::into(started), ::soci::into(in_doubt),
+             ::soci::into(dead))
+            .execute(true);
+        journal_stats out;
+        out.pending = static_cast<std::uint64_t>(pending);
+        out.started = static_cast<std::uint64_t>(started);
+        out.in_doubt = static_cast<std::uint64_t>(in_doubt);
+        out.dead = static_cast<std::uint64_t>(dead);
+        const long long age = oldest == 0 ? 0 : unix_micros_now() - oldest;
+        out.oldest_pending_age = std::chrono::microseconds(age > 0 ? age : 0);
+        return out;
     }
 
     recover_report recover_effects(std::string_view dispatcher) {
@@ -179,11 +377,11 @@ public:
                           "not have happened; recover() put it in doubt.";
         recover_report report;
         report.requeued =
-            changed(once("update sertx_effect set state = 'pending' where state = 'started' and "
+            changed(once("update sertx_effect set state = 'pending', lease_until = 0 where state = 'started' and "
                          "dispatcher = :d and effect <> 'at_most_once'",
                          ::soci::use(d)));
         report.in_doubt =
-            changed(once("update sertx_effect set state = 'in_doubt', error = :e where state = "
+            changed(once("update sertx_effect set state = 'in_doubt', error = :e, lease_until = 0 where state = "
                          "'started' and dispatcher = :d and effect = 'at_most_once'",
                          ::soci::use(why), ::soci::use(d)));
         return report;
@@ -240,8 +438,8 @@ private:
 
     struct effect_row {
         std::string key, operation, effect, payload, state, result, error, dispatcher, resolved_by, note;
-        int attempts = 0;
-        long long scheduled_at = 0, started_at = 0, settled_at = 0;
+        int attempts = 0, retries = 0;
+        long long scheduled_at = 0, started_at = 0, settled_at = 0, lease_until = 0, not_before = 0;
 
         static std::optional<std::chrono::system_clock::time_point> when(long long micros) {
             if (micros == 0) return std::nullopt;
@@ -264,6 +462,9 @@ private:
             r.settled_at = when(settled_at);
             r.resolved_by = resolved_by;
             r.note = note;
+            r.retries = static_cast<unsigned>(retries);
+            r.not_before = when(not_before);
+            r.lease_until = when(lease_until);
             return r;
         }
         static effect_state parse_state(std::string_view s) {
@@ -278,12 +479,13 @@ private:
         effect_row row;
         ::soci::statement st = once(
             "select key, operation, effect, payload, state, result, error, attempts, dispatcher, scheduled_at, "
-            "started_at, settled_at, resolved_by, note from sertx_effect " +
+            "started_at, settled_at, resolved_by, note, retries, not_before, lease_until from sertx_effect " +
                 where,
             ::soci::into(row.key), ::soci::into(row.operation), ::soci::into(row.effect), ::soci::into(row.payload),
             ::soci::into(row.state), ::soci::into(row.result), ::soci::into(row.error), ::soci::into(row.attempts),
             ::soci::into(row.dispatcher), ::soci::into(row.scheduled_at), ::soci::into(row.started_at),
             ::soci::into(row.settled_at), ::soci::into(row.resolved_by), ::soci::into(row.note),
+            ::soci::into(row.retries), ::soci::into(row.not_before), ::soci::into(row.lease_until),
             ::soci::use(params)...);
         std::vector<effect_record> out;
         if (st.execute(true)) {
