@@ -509,7 +509,7 @@ private:
                    "`sertx::prepared` statements are prepared again in every transaction and deallocated before "
                    "its COMMIT; `-once` parses the statements each time instead, as one would behind a pooler); "
                    "`soci`, `soci-once`: the hand-written SOCI loop.\n\n";
-            throughput_table(out, "pg-cost", "uncontended", {"sertx-verify", "sertx-key", "soci"}, false);
+            throughput_table(out, "pg-cost", "uncontended", {"soci"}, false);
             pair_ratios(out, "pg-cost", "uncontended",
                         {{"sertx-key", "sertx"}, {"sertx-verify", "sertx"}, {"sertx", "soci"},
                          {"sertx-pooler", "soci"}, {"sertx-pooler-once", "soci-once"}, {"sertx-pooler", "sertx"}});
