@@ -29,14 +29,15 @@ run() { # contender seconds: "instructions commits"
   # Uncounted, first: the setup (filling the accounts, emptying the history
   # of the run before, SQLite's checkpoint) then finds nothing to do in the
   # counted run, so that both counted runs start alike.
-  "$bin" "${args[@]}" --seconds 0 >/dev/null 2>&1
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "${args[@]}" --seconds "$2" >"$out.line" 2>/dev/null
+  "$bin" "${args[@]}" --seconds 0 >/dev/null 2>&1 || true
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "${args[@]}" --seconds "$2" >"$out.line" 2>/dev/null ||
+    true  # a run with errors still counts what committed; none is caught below
   printf '%s %s\n' "$(total "$out")" "$(tr '\t' '\n' <"$out.line" | sed -n 's/^commits=//p')"
 }
 for c in "$@"; do
   read -r ir0 n0 <<<"$(run "$c" 0)"
   read -r ir1 n1 <<<"$(run "$c" "$seconds")"
-  [ "$n1" -gt "$n0" ] || { echo "callgrind.sh: $c committed nothing in $seconds s" >&2; exit 1; }
+  [ "${n1:-0}" -gt "${n0:-0}" ] || { echo "callgrind.sh: $c committed nothing in $seconds s" >&2; exit 1; }
   printf 'backend=%s\tcontender=%s\tinstructions=%s\ttransactions=%s\n' "$backend" "$c" \
     $(((ir1 - ir0) / (n1 - n0))) $((n1 - n0))
 done
