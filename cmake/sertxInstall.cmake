@@ -22,6 +22,16 @@ endforeach()
 install(TARGETS ${SERTX_TARGETS} EXPORT sertxTargets
         FILE_SET HEADERS DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT sertxTargets NAMESPACE sertx:: DESTINATION ${SERTX_INSTALL_CMAKEDIR})
+# sertx::prometheus in a file of its own, which sertxConfig.cmake loads only
+# where prometheus-cpp is found: the rest of the package never needs it.
+set(SERTX_WITH_PROMETHEUS_TARGET FALSE)
+if(TARGET sertx_prometheus)
+  set(SERTX_WITH_PROMETHEUS_TARGET TRUE)
+  set_target_properties(sertx_prometheus PROPERTIES EXPORT_NAME prometheus)
+  install(TARGETS sertx_prometheus EXPORT sertxPrometheusTargets
+          FILE_SET HEADERS DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(EXPORT sertxPrometheusTargets NAMESPACE sertx:: DESTINATION ${SERTX_INSTALL_CMAKEDIR})
+endif()
 
 configure_package_config_file(cmake/sertxConfig.cmake.in
   "${CMAKE_CURRENT_BINARY_DIR}/sertxConfig.cmake" INSTALL_DESTINATION ${SERTX_INSTALL_CMAKEDIR})

@@ -26,7 +26,11 @@ class SertxConan(ConanFile):
     no_copy_source = True
     # SOCI's recipe builds no backend by default; sertx's adapters need these
     # two. Boost is used for Hana, which is header-only.
+    # with_prometheus: sertx::prometheus (include/sertx/prometheus.hpp), a
+    # prometheus::Collectable; only its users need prometheus-cpp.
+    options = {"with_prometheus": [True, False]}
     default_options = {
+        "with_prometheus": False,
         "soci/*:with_postgresql": True,
         "soci/*:with_sqlite3": True,
         "boost/*:header_only": True,
@@ -57,6 +61,8 @@ class SertxConan(ConanFile):
         self.requires("soci/4.0.3", transitive_headers=True, transitive_libs=True)
         self.requires("libpq/[>=13 <18]", transitive_headers=True, transitive_libs=True)
         self.requires("sqlite3/[>=3.38 <4]", transitive_headers=True, transitive_libs=True)
+        if self.options.with_prometheus:
+            self.requires("prometheus-cpp/[>=1.0 <2]", transitive_headers=True, transitive_libs=True)
 
     def validate(self):
         check_min_cppstd(self, 20)
@@ -104,3 +110,10 @@ class SertxConan(ConanFile):
         sqlite3.requires = ["soci", "soci::soci_sqlite3", "sqlite3::sqlite3"]
         sqlite3.bindirs = []
         sqlite3.libdirs = []
+
+        if self.options.with_prometheus:
+            prometheus = self.cpp_info.components["prometheus"]
+            prometheus.set_property("cmake_target_name", "sertx::prometheus")
+            prometheus.requires = ["core", "prometheus-cpp::prometheus-cpp-core"]
+            prometheus.bindirs = []
+            prometheus.libdirs = []

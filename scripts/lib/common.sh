@@ -25,9 +25,12 @@ sertx_install_packages() {
 SERTX_BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libboost-dev libsoci-dev libpq-dev libsqlite3-dev sqlite3 catch2
                       libbenchmark-dev libpqxx-dev)
 # What the tests need beyond a build: the server (and its pgbench, a contender
-# of the benchmarks' smoke run), PgBouncer (tests/postgresql/pooler_test.cpp), the API reference's generator, clang's
-# libFuzzer for the bounded fuzz runs.
-SERTX_TEST_PACKAGES=(postgresql pgbouncer doxygen python3 clang libclang-rt-dev)
+# of the benchmarks' smoke run), PgBouncer (tests/postgresql/pooler_test.cpp),
+# Patroni, etcd and curl (scripts/cluster, the ha tests), the API reference's
+# generator, clang's libFuzzer for the bounded fuzz runs, promtool (package
+# prometheus) and prometheus-cpp for the metrics tests (tests/*/metrics_test.cpp).
+SERTX_TEST_PACKAGES=(postgresql pgbouncer patroni etcd-server curl doxygen python3 clang libclang-rt-dev prometheus
+                     prometheus-cpp-dev)
 
 # A free TCP port on 127.0.0.1.
 sertx_free_port() {

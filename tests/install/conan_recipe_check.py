@@ -106,6 +106,11 @@ def main():
 
     conanfile = recipe.SertxConan()
     conanfile.recipe_folder = os.path.dirname(recipe_path)
+    # Options as Conan gives them, each at its default; with_prometheus is
+    # checked on (below) as well as off.
+    if conanfile.default_options.get("with_prometheus") is not False:
+        fail("with_prometheus must default to False: only its users need prometheus-cpp")
+    conanfile.options = types.SimpleNamespace(with_prometheus=False)
     if conanfile.package_type != "header-library":
         fail("package_type is %r, not 'header-library'" % conanfile.package_type)
 
@@ -134,9 +139,20 @@ def main():
         if not os.path.exists(os.path.join(conanfile.package_folder, "licenses", "LICENSE")):
             fail("the license is not in the package")
 
-    # Requirements, and the components' use of them.
+    # Requirements, and the components' use of them, with sertx::prometheus
+    # (the other targets are the same without it: checked first).
     required = []
     conanfile.requires = lambda reference, **traits: required.append((reference.split("/")[0], traits))
+    conanfile.requirements()
+    if "prometheus-cpp" in {name for name, _ in required}:
+        fail("prometheus-cpp is required although with_prometheus is False")
+    conanfile.cpp_info = CppInfo()
+    conanfile.cpp_info.components = Components()
+    conanfile.package_info()
+    if "sertx::prometheus" in {c.properties.get("cmake_target_name") for c in conanfile.cpp_info.components.values()}:
+        fail("sertx::prometheus is declared although with_prometheus is False")
+    conanfile.options.with_prometheus = True
+    required = []
     conanfile.requirements()
     dependencies = {name for name, _ in required}
     for name, traits in required:
@@ -151,7 +167,7 @@ def main():
     conanfile.package_info()
     components = conanfile.cpp_info.components
     targets = {c.properties.get("cmake_target_name") for c in components.values()}
-    wanted = {"sertx::sertx", "sertx::soci", "sertx::postgresql", "sertx::sqlite3"}
+    wanted = {"sertx::sertx", "sertx::soci", "sertx::postgresql", "sertx::sqlite3", "sertx::prometheus"}
     if not wanted <= targets:
         fail("CMake targets %s are missing (the CMake package has them)" % sorted(wanted - targets))
     if conanfile.cpp_info.properties.get("cmake_file_name") != "sertx":

@@ -20,7 +20,8 @@
 #
 # Inputs: SOURCE_DIR, WORK_DIR, STEP; GENERATOR, CXX_COMPILER, MAKE_PROGRAM,
 # TOOLCHAIN_FILE and PREFIX_PATH (':'-separated) from the outer build, so that
-# nested builds find what it found; PKG_CONFIG.
+# nested builds find what it found; WITH_PROMETHEUS, whether it found
+# prometheus-cpp (and so made sertx::prometheus); PKG_CONFIG.
 cmake_minimum_required(VERSION 3.23)
 
 foreach(_required IN ITEMS SOURCE_DIR WORK_DIR STEP)
@@ -65,6 +66,9 @@ function(build_consumer name)
   if(EXISTS "${build}/consumer_sqlite3")
     run("${build}/consumer_sqlite3")
   endif()
+  if(EXISTS "${build}/consumer_prometheus")
+    run("${build}/consumer_prometheus")
+  endif()
   if(EXISTS "${build}/consumer_postgresql")
     run("${build}/consumer_postgresql")  # no argument: linked, not connected
   endif()
@@ -102,7 +106,11 @@ if(STEP STREQUAL "install")
 
   # Every public header is installed, at the same place under include/.
   file(GLOB_RECURSE headers RELATIVE "${SOURCE_DIR}/include" "${SOURCE_DIR}/include/sertx/*.hpp")
+  # (prometheus.hpp with sertx::prometheus, made where prometheus-cpp is found).
   foreach(header IN LISTS headers)
+    if(header STREQUAL "sertx/prometheus.hpp" AND NOT WITH_PROMETHEUS)
+      continue()
+    endif()
     expect_file("${PREFIX}/include/${header}")
   endforeach()
   # The package: lib/cmake/sertx (lib64 or lib/<multiarch> where the platform says so).
@@ -153,12 +161,21 @@ if(STEP STREQUAL "install")
 
 elseif(STEP STREQUAL "find_package")
   search_prefixes("${PREFIX}")
-  build_consumer(find_package -DSERTX_CONSUME=find_package)
+  # sertx::prometheus comes with prometheus-cpp, when the machine has it.
+  if(WITH_PROMETHEUS)
+    set(with_prometheus -DCONSUMER_PROMETHEUS=ON)
+  endif()
+  build_consumer(find_package -DSERTX_CONSUME=find_package ${with_prometheus})
   # A component needs only its own dependencies: the others are made
   # unfindable, as on a machine without them.
   build_consumer(components-core -DSERTX_CONSUME=components -DSERTX_COMPONENTS=core
                  -DCMAKE_DISABLE_FIND_PACKAGE_SOCI=ON -DCMAKE_DISABLE_FIND_PACKAGE_PostgreSQL=ON
-                 -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON)
+                 -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON -DCMAKE_DISABLE_FIND_PACKAGE_prometheus-cpp=ON)
+  if(WITH_PROMETHEUS)
+    build_consumer(components-prometheus -DSERTX_CONSUME=components -DSERTX_COMPONENTS=prometheus
+                   -DCONSUMER_PROMETHEUS=ON -DCMAKE_DISABLE_FIND_PACKAGE_SOCI=ON
+                   -DCMAKE_DISABLE_FIND_PACKAGE_PostgreSQL=ON -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON)
+  endif()
   build_consumer(components-sqlite3 -DSERTX_CONSUME=components -DSERTX_COMPONENTS=sqlite3
                  -DCMAKE_DISABLE_FIND_PACKAGE_PostgreSQL=ON)
 
@@ -246,6 +263,10 @@ elseif(STEP STREQUAL "vcpkg")
       message(FATAL_ERROR "install test: the port installed ${dir}/, which a header-only port must not")
     endif()
   endforeach()
+  # Without the feature "prometheus", nothing of sertx::prometheus.
+  if(EXISTS "${packages}/share/sertx/sertxPrometheusTargets.cmake" OR EXISTS "${packages}/include/sertx/prometheus.hpp")
+    message(FATAL_ERROR "install test: the port installed sertx::prometheus without its feature \"prometheus\"")
+  endif()
   search_prefixes("${packages}")
   build_consumer(vcpkg -DSERTX_CONSUME=find_package -DCONSUMER_POSTGRESQL=OFF)
 

@@ -35,6 +35,24 @@ function(_stub_configurations out)
   endif()
 endfunction()
 
+# As vcpkg: FEATURES holds the features asked for (here -DFEATURES=... or
+# none: "core" only); each FEATURES <feature> <option> pair becomes
+# -D<option>=ON or OFF.
+list(APPEND FEATURES core)
+function(vcpkg_check_features)
+  cmake_parse_arguments(PARSE_ARGV 0 arg "" "OUT_FEATURE_OPTIONS;PREFIX" "FEATURES;INVERTED_FEATURES")
+  set(options "")
+  while(arg_FEATURES)
+    list(POP_FRONT arg_FEATURES feature option)
+    if(feature IN_LIST FEATURES)
+      list(APPEND options "-D${option}=ON")
+    else()
+      list(APPEND options "-D${option}=OFF")
+    endif()
+  endwhile()
+  set(${arg_OUT_FEATURE_OPTIONS} ${options} PARENT_SCOPE)
+endfunction()
+
 function(vcpkg_from_github)
   message(FATAL_ERROR "vcpkg stub: the overlay port builds its own checkout; vcpkg_from_github is not expected")
 endfunction()

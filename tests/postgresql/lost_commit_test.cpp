@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: BSL-1.0
 // A COMMIT whose answer is lost: a loopback proxy between sertx and
 // PostgreSQL forwards COMMIT, lets the server apply it, and drops the
-// connection before the answer reaches the client.
+// connection before the answer reaches the client. The cases shared with
+// the pooler's tests are in support/lost_commit_cases.hpp.
 #include "support/catch.hpp"
 #include "support/databases.hpp"
 #include "support/exactly_once.hpp"
 #include "support/fault_proxy.hpp"
+#include "support/lost_commit_cases.hpp"
 
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
@@ -38,6 +40,9 @@ struct proxied {
     }
 
     long long rows() const { return std::stoll(pg_admin_value(pg.conninfo(), "select count(*) from t")); }
+    long long distinct_rows() const {
+        return std::stoll(pg_admin_value(pg.conninfo(), "select count(distinct n) from t"));
+    }
 
     static unsigned short upstream_port() {
         char* error = nullptr;
@@ -51,121 +56,19 @@ struct proxied {
     }
 };
 
-/// The other way to settle a lost COMMIT: ask the server about its transaction id.
-using resolved_by_txid = sertx::policy<sertx::resolve_unknown<sertx::by_txid>>;
-
-/// One insert whose COMMIT answer the proxy drops, run by transact_with(body)
-/// (a keyed transact, or resolved_by_txid): it applies once and returns the body's value.
-template <class TransactWith>
-void lost_answer_applies_once(proxied& p, TransactWith transact_with) {
-    int runs = 0, actions = 0;
-    p.proxy.drop_after_commit(1);
-    const std::optional<int> r = transact_with([&](auto& tx) {
-        ++runs;
-        tx.sql() << "insert into t (n) values (1)";
-        tx.after_commit([&] { ++actions; });
-        return 7;
-    });
-    CHECK(p.proxy.commits_dropped_after_forward() == 1);
-    CHECK(r == 7);
-    CHECK(runs == 1);
-    CHECK(actions == 1);
-    CHECK(p.rows() == 1);
-    CHECK(p.db.stats().commit_resolved == 1);
-}
-
-/// One insert whose COMMIT the proxy drops before the server sees it, run by
-/// transact_with(body): the body runs again and applies once.
-template <class TransactWith>
-void unsent_commit_runs_again_and_applies_once(proxied& p, TransactWith transact_with) {
-    int runs = 0;
-    p.proxy.drop_before_commit(1);
-    const std::optional<int> r = transact_with([&](auto& tx) {
-        ++runs;
-        tx.sql() << "insert into t (n) values (1)";
-        return runs;
-    });
-    CHECK(p.proxy.commits_dropped_before_forward() == 1);
-    CHECK(r == 2);  // the second run's value: the first never committed
-    CHECK(runs == 2);
-    CHECK(p.rows() == 1);
-}
+/// The shared cases' fixture: a database of its own, reached through the proxy.
+struct Proxied : sertx::test::postgresql_backend {
+    sertx::test::pg_database pg;
+    proxied through{pg};
+    sertx::test::fault_proxy& proxy = through.proxy;
+    sertx::postgresql::database& db = through.db;
+    long long rows() const { return through.rows(); }
+    long long distinct_rows() const { return through.distinct_rows(); }
+};
 
 }  // namespace
 
-TEST_CASE("a lost COMMIT with a key applies once and returns the body's value", "[postgresql][lost_commit]") {
-    SERTX_REQUIRE_PG(pg);
-    proxied p(pg);
-    lost_answer_applies_once(
-        p, [&](auto body) { return sertx::transact(p.db, sertx::idempotency_key{"transfer-1"}, body); });
-    // Asked again, the key says it is done.
-    CHECK_FALSE(sertx::transact(p.db, sertx::idempotency_key{"transfer-1"}, [&](auto&) { return 8; }).has_value());
-}
-
-TEST_CASE("a lost COMMIT with resolve_unknown<by_txid> applies once and returns the body's value",
-          "[postgresql][lost_commit]") {
-    SERTX_REQUIRE_PG(pg);
-    proxied p(pg);
-    lost_answer_applies_once(p, [&](auto body) { return sertx::transact<resolved_by_txid>(p.db, body); });
-}
-
-TEST_CASE("a lost COMMIT without a key or by_txid throws commit_unknown and does not re-run the body",
-          "[postgresql][lost_commit]") {
-    SERTX_REQUIRE_PG(pg);
-    proxied p(pg);
-    int runs = 0, actions = 0;
-    p.proxy.drop_after_commit(1);
-    CHECK_THROWS_AS(sertx::transact(p.db,
-                                    [&](auto& tx) {
-                                        ++runs;
-                                        tx.sql() << "insert into t (n) values (1)";
-                                        tx.after_commit([&] { ++actions; });
-                                    }),
-                    sertx::commit_unknown);
-    CHECK(p.proxy.commits_dropped_after_forward() == 1);
-    CHECK(runs == 1);
-    CHECK(actions == 0);
-    CHECK(p.rows() == 1);  // it did apply; the caller was told it cannot know
-    CHECK(p.db.stats().commit_unknown == 1);
-}
-
-TEST_CASE("a COMMIT that never reached the server is run again with a key, and applies once",
-          "[postgresql][lost_commit]") {
-    SERTX_REQUIRE_PG(pg);
-    proxied p(pg);
-    unsent_commit_runs_again_and_applies_once(
-        p, [&](auto body) { return sertx::transact(p.db, sertx::idempotency_key{"transfer-2"}, body); });
-}
-
-TEST_CASE("a COMMIT that never reached the server is run again with by_txid, and applies once",
-          "[postgresql][lost_commit]") {
-    SERTX_REQUIRE_PG(pg);
-    proxied p(pg);
-    unsent_commit_runs_again_and_applies_once(p,
-                                              [&](auto body) { return sertx::transact<resolved_by_txid>(p.db, body); });
-}
-
-TEST_CASE("twenty keyed transfers each losing their COMMIT apply once each", "[postgresql][lost_commit]") {
-    SERTX_REQUIRE_PG(pg);
-    proxied p(pg);
-    int runs = 0;
-    for (int i = 0; i < 20; ++i) {
-        if (i % 2 == 0)
-            p.proxy.drop_after_commit(1);
-        else
-            p.proxy.drop_before_commit(1);
-        const std::optional<int> r =
-            sertx::transact(p.db, sertx::idempotency_key{"t-" + std::to_string(i)}, [&](auto& tx) {
-                ++runs;
-                tx.sql() << "insert into t (n) values (:n)", soci::use(i);
-                return i;
-            });
-        CHECK(r == i);
-    }
-    CHECK(runs == 30);  // once per lost answer, twice per COMMIT that never arrived
-    CHECK(p.rows() == 20);
-    CHECK(std::stoll(pg_admin_value(pg.conninfo(), "select count(distinct n) from t")) == 20);
-}
+SERTX_LOST_COMMIT_CASES(Proxied, "[postgresql]")
 
 TEST_CASE("lost COMMITs while claiming and settling an effect do not call it twice",
           "[postgresql][lost_commit][effects]") {

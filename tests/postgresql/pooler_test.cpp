@@ -9,6 +9,8 @@
 #include "support/catch.hpp"
 #include "support/databases.hpp"
 #include "support/exactly_once.hpp"
+#include "support/fault_proxy.hpp"
+#include "support/lost_commit_cases.hpp"
 #include "support/pgbouncer.hpp"
 
 #include <sertx/sertx.hpp>
@@ -16,6 +18,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +44,40 @@ struct PgBouncer : sertx::test::postgresql_backend {
     sertx::test::pg_database pg;
     sertx::test::pgbouncer bouncer{sertx::test::pg_admin()};
 };
+
+// Lost COMMITs behind the pooler: the fault proxy sits between PgBouncer and
+// the server, where a pooler's server connection dies in production (the
+// server restarting, a network between the pooler's host and the
+// database's). PgBouncer then closes the client's connection too, so sertx
+// sees its COMMIT's answer lost and settles it by key or txid through the
+// pooler, on another server connection.
+struct PgBouncerLosingCommits : sertx::test::postgresql_backend {
+    static std::string unavailable() { return PgBouncer::unavailable(); }
+
+    sertx::test::pg_database pg;
+    sertx::test::fault_proxy proxy{"127.0.0.1", server_port()};
+    sertx::test::pgbouncer bouncer{"host=127.0.0.1 port=" + std::to_string(proxy.port())};
+    sertx::postgresql::database db = sertx::postgresql::open(
+        bouncer.conninfo(pg.name()), {.pool_size = 2, .pooler = sertx::postgresql::pooler_mode::transaction});
+
+    PgBouncerLosingCommits() {
+        sertx::install(db);
+        sertx::test::exec(db, "create table t (n integer not null)");
+    }
+    long long rows() const { return count("select count(*) from t"); }
+    long long distinct_rows() const { return count("select count(distinct n) from t"); }
+
+private:
+    long long count(const std::string& sql) const { return std::stoll(sertx::test::pg_admin_value(pg.conninfo(), sql)); }
+    static unsigned short server_port() {
+        std::smatch m;
+        const std::string admin = sertx::test::pg_admin();
+        if (!std::regex_search(admin, m, std::regex("port=([0-9]+)"))) return 5432;
+        return static_cast<unsigned short>(std::stoi(m[1]));
+    }
+};
+
+SERTX_LOST_COMMIT_CASES(PgBouncerLosingCommits, "[postgresql][pooler]")
 
 // A statement prepared once per session, used by many transactions.
 struct count_statement {

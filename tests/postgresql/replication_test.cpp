@@ -11,7 +11,11 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
 
+#include <signal.h>
+
 #include <chrono>
+#include <cstdio>
+#include <optional>
 #include <string>
 
 using sertx::test::pg_admin_exec;
@@ -122,4 +126,167 @@ TEST_CASE("with a synchronous standby writes run and after a failover to a prima
     CHECK(db.stats().synchronous_replication);
     CHECK(pg_admin_value(standby.conninfo(), "select count(*) from transfer") == "2");
     CHECK(pg_admin_value(standby.conninfo(), "select count(*) from sertx_commit_log") == "2");
+}
+
+TEST_CASE("a session whose primary turned read-only is discarded and the attempt runs again on the new primary, "
+          "while a standby or a read-only server reached directly refuses writes with a clear error",
+          "[postgresql][replication]") {
+    SERTX_REQUIRE_PG_SERVER();
+    pg_server primary;
+    pg_server standby(sertx::test::standby_of{primary});
+    const std::string both = "host=127.0.0.1,127.0.0.1 port=" + std::to_string(primary.port()) + "," +
+                             std::to_string(standby.port()) +
+                             " user=postgres dbname=postgres target_session_attrs=read-write sslmode=disable "
+                             "connect_timeout=5";
+    auto db = sertx::postgresql::open(both, {.pool_size = 1});
+    sertx::install(db);
+    sertx::transact(db, [](auto& tx) { tx.sql() << "create table transfer (n integer not null, port integer)"; });
+    insert_keyed(db, "on-the-first-primary", 1);  // the pool's one session is on the primary now
+
+    // A standby reached directly: refused when its session is checked (it
+    // cannot run SERIALIZABLE), and said so.
+    CHECK_THROWS_WITH(sertx::postgresql::open(standby.conninfo(), {.pool_size = 1}), has_text("hot standby"));
+
+    // The demotion, as a fencing HA manager does it to a primary it cannot
+    // stop: the old primary keeps accepting connections but refuses writes
+    // (default_transaction_read_only, so a pooled session gets 25006 on its
+    // first write); the standby is promoted.
+    set_and_reload(primary, "default_transaction_read_only", "on");
+    standby.promote();
+
+    int runs = 0;
+    int ran_on = 0;
+    const auto before = db.stats();
+    const std::optional<int> r = sertx::transact(db, sertx::idempotency_key{"after-demotion"}, [&](auto& tx) {
+        ++runs;
+        tx.sql() << "select inet_server_port()", soci::into(ran_on);
+        tx.sql() << "insert into transfer (n, port) values (3, inet_server_port())";
+        return ran_on;
+    });
+    CHECK(r == standby.port());  // ran again, on the new primary
+    CHECK(runs == 2);
+    const auto after = db.stats();
+    CHECK(after.retries_of(sertx::failure::connection_lost) == before.retries_of(sertx::failure::connection_lost) + 1);
+    CHECK(after.sessions_discarded == before.sessions_discarded + 1);
+    CHECK(pg_admin_value(standby.conninfo(), "select count(*) from transfer where n = 3") == "1");
+    CHECK(pg_admin_value(primary.conninfo(), "select count(*) from transfer where n = 3") == "0");
+
+    // The read-only server reached directly: a clear refusal, not a retry loop.
+    auto on_read_only = sertx::postgresql::open(primary.conninfo(), {.pool_size = 1});
+    int refused_runs = 0;
+    try {
+        sertx::transact(on_read_only, [&](auto& tx) {
+            ++refused_runs;
+            tx.sql() << "insert into transfer (n) values (4)";
+        });
+        FAIL("a read-only server took a write");
+    } catch (const sertx::error& e) {
+        CHECK_THAT(e.what(), has_text("default_transaction_read_only=on"));
+    }
+    CHECK(refused_runs == 0);
+}
+
+namespace {
+
+/// A primary that acknowledges a commit once it is on its own disk, and a
+/// standby streaming from it asynchronously: the setup
+/// require_synchronous_standby refuses.
+struct asynchronous_pair {
+    pg_server primary{sertx::test::pg_server_options{.settings = {"synchronous_commit = local"}}};
+    pg_server standby{sertx::test::standby_of{primary}};
+    sertx::postgresql::database db = sertx::postgresql::open(primary.conninfo(), {.pool_size = 1});
+
+    asynchronous_pair() {
+        sertx::install(db);
+        sertx::transact(db, [](auto& tx) { tx.sql() << "create table transfer (n integer not null)"; });
+        insert_keyed(db, "replicated", 0);
+        REQUIRE(sertx::test::wait_until(
+            [&] {
+                try {
+                    return pg_admin_value(standby.conninfo(), "select count(*) from transfer") == "1";
+                } catch (const std::exception&) {
+                    return false;  // the table is not replayed yet
+                }
+            },
+            patience));
+    }
+    /// Commits `n` keyed rows on the primary; each is acknowledged.
+    int commit_rows(int n) {
+        for (int i = 1; i <= n; ++i) insert_keyed(db, "acknowledged-" + std::to_string(i), i);
+        return n;
+    }
+    /// Rows on the standby beyond the one replicated before the test.
+    int rows_on_standby() const {
+        return std::stoi(pg_admin_value(standby.conninfo(), "select count(*) from transfer")) - 1;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("negative control: with asynchronous replication a failover loses acknowledged commits, and "
+          "require_synchronous_standby refuses to acknowledge them",
+          "[postgresql][replication]") {
+    SERTX_REQUIRE_PG_SERVER();
+    // The standby is down while the primary acknowledges: what it never
+    // received, the promoted standby cannot have.
+    {
+        asynchronous_pair pair;
+        CHECK_THROWS_AS(sertx::postgresql::open(pair.primary.conninfo(), {.require_synchronous_standby = true}),
+                        sertx::durability_error);
+        pair.standby.stop("fast");
+        const int acknowledged = pair.commit_rows(20);
+        pair.primary.stop("immediate");
+        pair.standby.start();
+        pair.standby.promote();
+        const int kept = pair.rows_on_standby();
+        std::printf("sertx-ha: negative control, standby stopped: %d commits acknowledged, %d on the promoted standby, "
+                    "%d lost\n",
+                    acknowledged, kept, acknowledged - kept);
+        CHECK(kept == 0);
+    }
+    // The standby's WAL receiver paused (SIGSTOP), as a lagging standby:
+    // what it has not read yet may or may not reach it before promotion.
+    {
+        asynchronous_pair pair;
+        const std::string receiver = pg_admin_value(pair.standby.conninfo(), "select pid from pg_stat_wal_receiver");
+        REQUIRE_FALSE(receiver.empty());
+        const pid_t pid = static_cast<pid_t>(std::stol(receiver));
+        REQUIRE(::kill(pid, SIGSTOP) == 0);
+        const int acknowledged = pair.commit_rows(20);
+        pair.primary.stop("immediate");
+        ::kill(pid, SIGCONT);
+        pair.standby.promote();
+        const int kept = pair.rows_on_standby();
+        std::printf("sertx-ha: negative control, WAL receiver paused: %d commits acknowledged, %d on the promoted "
+                    "standby, %d lost\n",
+                    acknowledged, kept, acknowledged - kept);
+        CHECK(kept <= acknowledged);
+    }
+    std::fflush(stdout);
+}
+
+TEST_CASE("a pooled session stops writing when its primary stops naming a synchronous standby, and writes again "
+          "when it names one",
+          "[postgresql][replication]") {
+    SERTX_REQUIRE_PG_SERVER();
+    pg_server primary(sertx::test::pg_server_options{.settings = {"synchronous_standby_names = '*'"}});
+    pg_server standby(sertx::test::standby_of{primary});
+    wait_for_synchronous_standby(primary);
+    auto db = sertx::postgresql::open(primary.conninfo(), {.pool_size = 1, .require_synchronous_standby = true});
+    sertx::install(db);
+    sertx::transact(db, [](auto& tx) { tx.sql() << "create table transfer (n integer not null)"; });
+    insert_keyed(db, "with-a-standby", 1);  // the pool's one session, checked when it opened
+
+    // What Patroni's synchronous_mode does when its standby turns unhealthy:
+    // the primary stays, and stops waiting for a standby. The same session
+    // must not acknowledge a commit from one machine now.
+    set_and_reload(primary, "synchronous_standby_names", "");
+    CHECK_THROWS_AS(insert_keyed(db, "alone", 2), sertx::durability_error);
+    CHECK_FALSE(db.stats().synchronous_replication);
+    CHECK(db.stats().sessions_opened == 1);  // the same session, not a new one
+    set_and_reload(primary, "synchronous_standby_names", "*");
+    wait_for_synchronous_standby(primary);
+    insert_keyed(db, "standby-named-again", 3);
+    CHECK(db.stats().synchronous_replication);
+    CHECK(pg_admin_value(primary.conninfo(), "select count(*) from transfer") == "2");
 }

@@ -39,6 +39,11 @@ TEST_CASE("PostgreSQL's table reads the connection's state beside the SQLSTATE",
     // the adapter's own refusals go through the same table
     CHECK(classify_sqlstate("25006") == failure::permanent);
     CHECK(classify_sqlstate("25P02") == failure::permanent);
+    // a write refused by a server that was a writable primary when the
+    // session opened: it was demoted, and a fresh session finds the new one
+    CHECK(classify_sqlstate("25006", failure_context{.writable_when_opened = true}) == failure::connection_lost);
+    CHECK(classify_sqlstate("25006", failure_context{.connected = false, .commit_sent = true,
+                                                     .writable_when_opened = true}) == failure::commit_unknown);
 }
 
 TEST_CASE("SQLite result codes map onto failures as DESIGN section 5 says", "[classify]") {

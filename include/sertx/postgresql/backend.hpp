@@ -57,6 +57,12 @@ struct failure_context {
     /// session's statement_timeout ago, so a cancel (57014) cannot be the
     /// statement timeout's.
     bool lock_timeout_may_cancel = false;
+    /// The transaction was begun read-write on a session that found a
+    /// writable primary when it opened: a 25006 (read_only_sql_transaction)
+    /// then says the server became read-only since (a demoted primary still
+    /// accepting connections), not that the body wrote in a read-only
+    /// transaction.
+    bool writable_when_opened = false;
 };
 
 /// The one classification table of PostgreSQL (DESIGN §5): the SQLSTATE of a
@@ -75,6 +81,11 @@ constexpr failure classify_sqlstate(std::string_view sqlstate, failure_context c
     // statement_timeout's (also 57014).
     if (sqlstate == "57014" && context.lock_timeout_may_cancel) return failure::busy;
     if (sqlstate == "40003") return failure::commit_unknown;  // statement_completion_unknown
+    // A server that turned read-only under a writable session: nothing of
+    // the attempt committed, and a fresh session (target_session_attrs=
+    // read-write) finds the new primary, so it is retried as a lost
+    // connection; the session is discarded.
+    if (sqlstate == "25006" && context.writable_when_opened) return failure::connection_lost;
     if (sqlstate.size() == 5 && sqlstate.substr(0, 2) == "08") return failure::connection_lost;
     // admin_shutdown, crash_shutdown, cannot_connect_now: the session is gone
     if (sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03") return failure::connection_lost;

@@ -13,7 +13,9 @@
 ///   COMMITTED would weaken); read-only policies add `READ ONLY DEFERRABLE`;
 /// - each new session is checked: SERIALIZABLE really in force, `fsync`,
 ///   `synchronous_commit` and `full_page_writes` on (else `durability_error`),
-///   and a hot standby is refused for writes;
+///   and a hot standby is refused for writes; a session whose server turns
+///   read-only under it (25006, a demoted primary) is discarded and the
+///   attempt retried on a fresh one;
 /// - COMMIT is sent only when libpq says the transaction is still open:
 ///   PostgreSQL answers COMMIT of a failed transaction with ROLLBACK and
 ///   success, which must never be reported as a commit;
@@ -75,9 +77,10 @@ struct options {
     /// Refuse to acknowledge a commit that lives on one machine only: `open`
     /// throws `durability_error` unless the primary's commits wait for a
     /// synchronous standby (synchronous_standby_names set, synchronous_commit
-    /// on or remote_apply), and every new session checks it again, so that
-    /// after a failover to a primary without a standby, writes are refused
-    /// (reads still run) until one is attached (docs/deployment.md).
+    /// on or remote_apply), and every writing transaction checks it again
+    /// (one round trip more), so that after a failover to a primary without
+    /// a standby, or once the primary stops naming one, writes are refused
+    /// (reads still run) until one is named (docs/deployment.md).
     bool require_synchronous_standby = false;
     /// Say `pooler_mode::transaction` when sessions go through a pooler in
     /// transaction mode (docs/deployment.md).
@@ -261,11 +264,15 @@ public:
     void commit() { commit_batch("COMMIT"); }
 
     /// With require_synchronous_standby: throws `durability_error` unless
-    /// this session's commits wait for a synchronous standby. A session that
-    /// was refused reads the settings again (one round trip, only then), so
-    /// that writes resume once a standby is attached.
+    /// this session's commits wait for a synchronous standby. Read again
+    /// before every writing transaction (one round trip, only with the
+    /// option): an HA manager empties synchronous_standby_names under a
+    /// primary whose standby turned unhealthy (Patroni's synchronous_mode),
+    /// and a session checked only when it opened would then acknowledge
+    /// commits from one machine; a refused session writes again once a
+    /// standby is named.
     void require_synchronous_standby() {
-        if (replication_refusal_.empty()) return;
+        if (!config_ || !config_->opts.require_synchronous_standby) return;
         pg_result r(PQexec(native_, "select current_setting('synchronous_standby_names'), "
                                     "current_setting('synchronous_commit')"));
         if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) fail(r.get(), "reading the replication settings");
@@ -368,7 +375,8 @@ private:
     failure_context context(bool commit_sent = false) const noexcept {
         return {PQstatus(native_) == CONNECTION_OK, commit_sent,
                 lock_timeout_since_ && (statement_timeout_.count() == 0 ||
-                                        std::chrono::steady_clock::now() - *lock_timeout_since_ < statement_timeout_)};
+                                        std::chrono::steady_clock::now() - *lock_timeout_since_ < statement_timeout_),
+                writing_ && !standby_ && !read_only_};
     }
 
     std::string last_error(const PGresult* r = nullptr) const {
@@ -455,11 +463,18 @@ private:
     /// caller), is written into the connection's buffer, which keeps its
     /// capacity: no transaction allocates its batch text.
     const char* begin_batch(const transaction_start& start, bool more = false) {
+        writing_ = false;
         if (start.access == access_mode::read_write && standby_)
             refuse("25006",
                    "sertx: this PostgreSQL server is a hot standby (in recovery) and cannot run writing "
                    "transactions; connect to the primary, or use a read_only policy.");
+        if (start.access == access_mode::read_write && read_only_)
+            refuse("25006",
+                   "sertx: this PostgreSQL server runs with default_transaction_read_only=on and cannot run "
+                   "writing transactions; connect to the primary (target_session_attrs=read-write), or use a "
+                   "read_only policy.");
         if (start.access == access_mode::read_write) require_synchronous_standby();
+        writing_ = start.access == access_mode::read_write;
         lock_timeout_since_.reset();
         if (start.lock_timeout.count() > 0) lock_timeout_since_ = std::chrono::steady_clock::now();
         const char* begin = dialect::begin[static_cast<std::size_t>(start.access)];
@@ -562,11 +577,13 @@ private:
                            "current_setting('full_page_writes'), pg_is_in_recovery(), "
                            "(select setting from pg_settings where name = 'statement_timeout'), "
                            "(select setting from pg_settings where name = 'lock_timeout'), "
-                           "current_setting('synchronous_standby_names')"));
+                           "current_setting('synchronous_standby_names'), "
+                           "current_setting('default_transaction_read_only')"));
         if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) fail(r.get(), "reading the server's settings");
         const std::string fsync = PQgetvalue(r.get(), 0, 0), sync_commit = PQgetvalue(r.get(), 0, 1),
                           full_pages = PQgetvalue(r.get(), 0, 2);
         standby_ = std::string_view(PQgetvalue(r.get(), 0, 3)) == "t";
+        read_only_ = std::string_view(PQgetvalue(r.get(), 0, 7)) == "on";
         statement_timeout_ = std::chrono::milliseconds(std::strtoll(PQgetvalue(r.get(), 0, 4), nullptr, 10));
         lock_timeout_.opened_with(std::chrono::milliseconds(std::strtoll(PQgetvalue(r.get(), 0, 5), nullptr, 10)));
         note_replication(c, PQgetvalue(r.get(), 0, 6), sync_commit);
@@ -604,6 +621,11 @@ private:
     std::chrono::milliseconds statement_timeout_{0};  // the session's, as it opened; 0: none
     bool broken_ = false;
     bool standby_ = false;
+    bool read_only_ = false;  // default_transaction_read_only=on when the session opened
+    // The transaction in progress (or the last one) was begun read-write on
+    // a writable server: a 25006 in it means the server turned read-only
+    // (a demoted primary), and the attempt is retried on a fresh session.
+    bool writing_ = false;
     const config* config_ = nullptr;   // the pool's, which outlives its sessions
     std::string replication_refusal_;  // why writes are refused; empty: they are not
     std::string batch_;  // the text of a batch beyond BEGIN alone; reused, so that it keeps its capacity

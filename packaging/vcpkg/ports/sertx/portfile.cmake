@@ -14,9 +14,13 @@ set(VCPKG_BUILD_TYPE release)
 # The package goes straight to where vcpkg wants it (share/sertx,
 # share/pkgconfig), so CMake itself writes the relative paths and the fixup
 # below has nothing to move.
+# Feature "prometheus": sertx::prometheus, a prometheus::Collectable.
+vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS FEATURES prometheus SERTX_WITH_PROMETHEUS)
+
 vcpkg_cmake_configure(
     SOURCE_PATH "${SOURCE_PATH}"
     OPTIONS
+        ${FEATURE_OPTIONS}
         -DSERTX_BUILD_TESTS=OFF
         -DSERTX_BUILD_EXAMPLES=OFF
         -DSERTX_BUILD_BENCHMARKS=OFF
