@@ -180,6 +180,7 @@ inline void sqlite_setup(sqlite3* db, long long accounts) {
     if (have != accounts)
         sqlite_exec(db, "begin; delete from account; " + sqlite_populate(accounts) + "; commit");
     sqlite_exec(db, "delete from history");
+    sqlite_exec(db, "delete from sertx_commit_log");
 }
 
 }  // namespace bench

@@ -19,15 +19,17 @@
 //
 // Contenders. PostgreSQL: sertx (default policy, prepared statements through
 // sertx::prepared), sertx-once (statements parsed each time), sertx-verify,
-// sertx-key, sertx-lt-<ms>, sertx-backoff-<strategy>; soci and soci-once (a
+// sertx-key, sertx-pooler and sertx-pooler-once (pooler_mode::transaction on a
+// direct connection), sertx-lt-<ms>, sertx-backoff-<strategy>; soci and soci-once (a
 // hand-written loop, BEGIN ISOLATION LEVEL SERIALIZABLE, immediate retry on
 // 40001/40P01); pqxx (pqxx::perform around pqxx::transaction<serializable>);
-// pgbench (-M prepared, the same script). SQLite: sertx, sertx-once, soci,
-// soci-once, raw (the C API, BEGIN IMMEDIATE).
+// pgbench (-M prepared, the same script). SQLite: sertx, sertx-once,
+// sertx-key, soci, soci-once, raw (the C API, BEGIN IMMEDIATE).
 //
 // Every client has its own connection and a warm-up before the window; a
 // transaction counts when it completes inside the window, and its latency runs
-// from its first attempt to its commit, retries included.
+// from its first attempt to its commit, retries included. allocations_per_tx:
+// operator new calls of the client threads per committed transaction.
 
 #include "common.hpp"
 
@@ -52,6 +54,22 @@
 #include <thread>
 #include <unistd.h>
 #include <vector>
+
+// Every allocation through operator new, counted per thread: each line says
+// how many a transaction cost the client (sertx, SOCI, libpqxx; not libpq's
+// or SQLite's own malloc), so that an allocation added to the hot path shows.
+namespace bench_allocations {
+thread_local std::uint64_t count = 0;
+}  // namespace bench_allocations
+
+// Not inlined: GCC would see free() meet a pointer from operator new.
+[[gnu::noinline]] void* operator new(std::size_t n) {
+    ++bench_allocations::count;
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -90,6 +108,7 @@ struct outcome {
 
 struct tally {
     std::uint64_t commits = 0, attempts = 0, give_ups = 0, errors = 0;
+    std::uint64_t allocations = 0;  // by the transactions inside the window
     std::vector<std::uint32_t> latency_us;
     std::string first_error;
 };
@@ -107,6 +126,7 @@ void drive(tally& t, const std::atomic<int>& now, Txn&& txn) {
     t.latency_us.reserve(1 << 16);
     while (now.load(std::memory_order_acquire) != stopping) {
         const auto start = clock_type::now();
+        const std::uint64_t allocated_before = bench_allocations::count;
         outcome o;
         std::string error;
         try {
@@ -116,6 +136,7 @@ void drive(tally& t, const std::atomic<int>& now, Txn&& txn) {
         }
         const auto end = clock_type::now();
         if (now.load(std::memory_order_acquire) != measuring) continue;
+        t.allocations += bench_allocations::count - allocated_before;
         t.attempts += o.attempts;
         if (o.committed) {
             ++t.commits;
@@ -173,6 +194,7 @@ result measure(const options& o, Client&& client, const std::function<void(bool)
         r.total.attempts += t.attempts;
         r.total.give_ups += t.give_ups;
         r.total.errors += t.errors;
+        r.total.allocations += t.allocations;
         r.total.latency_us.insert(r.total.latency_us.end(), t.latency_us.begin(), t.latency_us.end());
         if (r.total.first_error.empty()) r.total.first_error = t.first_error;
     }
@@ -201,11 +223,15 @@ struct with_read_only<sertx::policy<O...>> {
 };
 
 /// sertx::transact with `Policy`; statements prepared once per session
-/// (sertx::prepared) or parsed each time; optionally an idempotency key each.
-template <class Policy, bool Prepared, bool Keyed>
+/// (sertx::prepared) or parsed each time; optionally an idempotency key each;
+/// optionally as if behind a transaction pooler (`Pooler`), but connected to
+/// the server directly, so that what the mode itself costs shows.
+template <class Policy, bool Prepared, bool Keyed,
+          sertx::postgresql::pooler_mode Pooler = sertx::postgresql::pooler_mode::none>
 result sertx_pg(const options& o, const bench::workload& w) {
-    auto db = sertx::postgresql::open(pg_conninfo(o, w),
-                                      {.pool_size = o.clients, .accept_weaker_durability = o.weak_durability});
+    auto db = sertx::postgresql::open(
+        pg_conninfo(o, w),
+        {.pool_size = o.clients, .accept_weaker_durability = o.weak_durability, .pooler = Pooler});
     if constexpr (Keyed) sertx::install(db);  // the commit log
     {  // open every session now, not inside the window
         std::vector<sertx::postgresql::database::pool_type::lease> open;
@@ -420,10 +446,11 @@ void sqlite_setup(const options& o, const bench::workload& w) {
     sqlite_exec(h.db, "PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
-template <class Policy, bool Prepared>
+template <class Policy, bool Prepared, bool Keyed = false>
 result sertx_sqlite(const options& o, const bench::workload& w) {
     if (!w.transfer) throw std::runtime_error("bench: the SQLite runs measure transfers");
     auto db = sertx::sqlite3::open(sqlite_path(o, w), {.pool_size = o.clients});
+    if constexpr (Keyed) sertx::install(db);  // the commit log
     {
         std::vector<sertx::sqlite3::database::pool_type::lease> open;
         for (unsigned i = 0; i < o.clients; ++i) open.push_back(db.acquire(clock_type::time_point::max()));
@@ -433,16 +460,22 @@ result sertx_sqlite(const options& o, const bench::workload& w) {
         o,
         [&](unsigned i, tally& t, std::atomic<int>& now, std::atomic<unsigned>& ready) {
             bench::rng rng(seed_of(i));
+            std::uint64_t n = 0;
+            const std::string key_prefix = "k" + std::to_string(seed_of(i)) + "-";
             ready.fetch_add(1);
             drive(t, now, [&]() -> outcome {
                 unsigned attempts = 1;
                 const auto tr = bench::next_transfer(rng, w);
                 try {
-                    sertx::transact<Policy>(db, [&](auto& tx) {
+                    auto body = [&](auto& tx) {
                         attempts = tx.attempt();
                         if constexpr (Prepared) transfer_prepared(sertx::prepared<soci_transfer_statements>(tx), tr);
                         else transfer_once(tx.sql(), tr);
-                    });
+                    };
+                    if constexpr (Keyed)
+                        sertx::transact<Policy>(db, sertx::idempotency_key{key_prefix + std::to_string(++n)}, body);
+                    else
+                        sertx::transact<Policy>(db, body);
                     return {true, false, attempts};
                 } catch (const sertx::retries_exhausted& e) {
                     return {false, true, e.attempts()};
@@ -583,6 +616,10 @@ const std::map<std::string, runner, std::less<>> pg_contenders = {
     {"sertx-once", &sertx_pg<sertx::default_policy, false, false>},
     {"sertx-verify", &sertx_pg<sertx::policy<sertx::verify_isolation<sertx::every_transaction>>, true, false>},
     {"sertx-key", &sertx_pg<sertx::default_policy, true, true>},
+    // pooler_mode::transaction on a direct connection: SET LOCAL per
+    // transaction (with a lock_timeout), prepared objects made again in each.
+    {"sertx-pooler", &sertx_pg<sertx::default_policy, true, false, sertx::postgresql::pooler_mode::transaction>},
+    {"sertx-pooler-once", &sertx_pg<sertx::default_policy, false, false, sertx::postgresql::pooler_mode::transaction>},
     {"sertx-lt-0", &sertx_pg<lt<0>, true, false>},
     {"sertx-lt-1", &sertx_pg<lt<1>, true, false>},
     {"sertx-lt-2", &sertx_pg<lt<2>, true, false>},
@@ -611,6 +648,7 @@ const std::map<std::string, runner, std::less<>> pg_contenders = {
 const std::map<std::string, runner, std::less<>> sqlite_contenders = {
     {"sertx", &sertx_sqlite<sertx::default_policy, true>},
     {"sertx-once", &sertx_sqlite<sertx::default_policy, false>},
+    {"sertx-key", &sertx_sqlite<sertx::default_policy, true, true>},
     {"soci", &soci_sqlite<true>},
     {"soci-once", &soci_sqlite<false>},
     {"raw", &raw_sqlite},
@@ -687,6 +725,8 @@ int main(int argc, char** argv) {
                   << "\tattempts=" << t.attempts << "\tgive_ups=" << t.give_ups << "\terrors=" << t.errors
                   << "\ttps=" << (r.seconds > 0 ? static_cast<double>(t.commits) / r.seconds : 0.0)
                   << "\tp50_us=" << p50 << "\tp99_us=" << p99;
+        if (t.commits > 0 && t.allocations > 0)
+            std::cout << "\tallocations_per_tx=" << static_cast<double>(t.allocations) / static_cast<double>(t.commits);
         if (r.client_max > 0) std::cout << "\tclient_min=" << r.client_min << "\tclient_max=" << r.client_max;
         for (const auto& [k, v] : r.extra) std::cout << '\t' << k << '=' << v;
         double load1 = 0;

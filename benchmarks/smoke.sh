@@ -31,7 +31,7 @@ if [ -n "${SERTX_PG:-}" ]; then
       run pg --backend pg --pgbench "$pgbench" --workload "$workload" --contender "$contender" --clients 2
     done
   done
-  for contender in $("$compare" --backend pg --list | grep -E '^sertx-(verify|key|lt-|backoff-)'); do
+  for contender in $("$compare" --backend pg --list | grep -E '^sertx-(verify|key|pooler|lt-|backoff-)'); do
     run variants --backend pg --workload hot-ordered --contender "$contender" --clients 2
   done
 elif [ "${SERTX_REQUIRE_POSTGRES:-0}" = 1 ]; then

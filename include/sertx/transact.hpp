@@ -177,10 +177,7 @@ inline void check_key(const idempotency_key& key) {
 struct no_key {
     static constexpr bool present = false;
     void new_attempt() noexcept {}
-    const std::string& attempt_id() const noexcept {
-        static const std::string none;
-        return none;
-    }
+    std::string_view attempt_id() const noexcept { return {}; }
     /// Begins; no key to look up, so never committed before.
     template <class C>
     std::optional<std::string> begin(C& c, const transaction_start& start) {
@@ -206,13 +203,18 @@ public:
     explicit key_steps(const idempotency_key& key) noexcept : key_(key) {}
 
     /// A random name for this attempt, written with the key: after a lost
-    /// COMMIT it tells this call's commit from another call's.
+    /// COMMIT it tells this call's commit from another call's. Its hex is
+    /// written in place, so that a keyed call allocates nothing for it.
     void new_attempt() {
-        unsigned char bits[16];
+        static constexpr char digits[] = "0123456789abcdef";
+        unsigned char bits[attempt_bytes];
         os_random(bits, sizeof bits);
-        attempt_id_ = to_hex(std::string_view(reinterpret_cast<const char*>(bits), sizeof bits));
+        for (std::size_t i = 0; i < attempt_bytes; ++i) {
+            attempt_id_[2 * i] = digits[bits[i] >> 4];
+            attempt_id_[2 * i + 1] = digits[bits[i] & 0xf];
+        }
     }
-    const std::string& attempt_id() const noexcept { return attempt_id_; }
+    std::string_view attempt_id() const noexcept { return {attempt_id_, sizeof attempt_id_}; }
 
     /// Begins, and returns the attempt that committed the key before, if
     /// any (`idempotency_mismatch` when it was committed for another
@@ -230,10 +232,10 @@ public:
     /// trip where the adapter can.
     template <class C>
     void commit(C& c) {
-        if constexpr (requires { c.commit_with_key(key_.value, attempt_id_, key_.request); }) {
-            c.commit_with_key(key_.value, attempt_id_, key_.request);
+        if constexpr (requires { c.commit_with_key(key_.value, attempt_id(), key_.request); }) {
+            c.commit_with_key(key_.value, attempt_id(), key_.request);
         } else {
-            c.journal().record_key(key_.value, attempt_id_, key_.request);
+            c.journal().record_key(key_.value, attempt_id(), key_.request);
             c.commit();
         }
     }
@@ -256,8 +258,9 @@ private:
         return std::move(written->attempt);
     }
 
+    static constexpr std::size_t attempt_bytes = 16;
     const idempotency_key& key_;
-    std::string attempt_id_;
+    char attempt_id_[2 * attempt_bytes] = {};
 };
 
 /// The txid steps without resolve_unknown<by_txid>: none.
@@ -459,7 +462,7 @@ private:
     /// and actions are kept: they are the call's if it did. Empty when it
     /// did not commit, so that the body is run again.
     std::optional<call_result> resolve_lost_commit(const attempt_outcome& o) {
-        lost_.push_back({key_.attempt_id(), std::move(*produced_), std::move(after_commit_)});
+        lost_.push_back({std::string(key_.attempt_id()), std::move(*produced_), std::move(after_commit_)});
         std::optional<bool> applied = txid_.committed(db_, budget_.deadline());  // by this attempt
         if (!applied) {
             if (auto written_by = key_.written_by(db_, budget_.deadline())) {

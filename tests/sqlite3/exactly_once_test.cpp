@@ -18,3 +18,29 @@ struct SQLite : sertx::test::sqlite3_backend {
 }  // namespace
 
 SERTX_EXACTLY_ONCE_CASES(SQLite, "[sqlite3]")
+
+// The key's insert is a statement the connection keeps (issue 15): it runs
+// only inside the transaction it belongs to, never in autocommit mode.
+TEST_CASE("a keyed body that ends SQLite's transaction itself commits neither its changes nor its key",
+          "[sqlite3][exactly_once]") {
+    SQLite f;
+    sertx::install(f.db);
+    sertx::transact(f.db, [](auto& tx) { tx.sql() << "create table t (v integer)"; });
+    CHECK_THROWS_AS(sertx::transact(f.db, sertx::idempotency_key{"ended-by-the-body"},
+                                    [](auto& tx) {
+                                        tx.sql() << "insert into t values (1)";
+                                        tx.sql() << "rollback";
+                                    }),
+                    sertx::database_error);
+    // Not written: the same key runs its body, and commits, once.
+    CHECK(sertx::transact(f.db, sertx::idempotency_key{"ended-by-the-body"},
+                          [](auto& tx) { tx.sql() << "insert into t values (2)"; }));
+    CHECK_FALSE(sertx::transact(f.db, sertx::idempotency_key{"ended-by-the-body"},
+                                [](auto& tx) { tx.sql() << "insert into t values (3)"; }));
+    int rows = 0, last = 0;
+    sertx::transact(f.db, [&](auto& tx) {
+        tx.sql() << "select count(*), coalesce(max(v), 0) from t", soci::into(rows), soci::into(last);
+    });
+    CHECK(rows == 1);
+    CHECK(last == 2);
+}

@@ -18,6 +18,7 @@
 #include <boost/hana/pair.hpp>
 #include <boost/hana/type.hpp>
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -156,17 +157,54 @@ struct dialect {
     /// batches, so that it costs no round trip of its own. Everything of the
     /// caller's (key, request) travels as hex digits, and the attempt id must
     /// be hex already: nothing is spliced into the SQL text as itself
-    /// (tests/fuzz/key_sql_fuzz.cpp checks it).
+    /// (tests/fuzz/key_sql_fuzz.cpp checks it). The `append_` forms write
+    /// into a buffer the connection keeps, so that a keyed transaction does
+    /// not allocate its batch text anew each time.
+    static void append_find_key(std::string& out, std::string_view key) {
+        out.append("select attempt, request from sertx_commit_log where key = '");
+        append_hex(out, key);
+        out.push_back('\'');
+    }
+    static void append_record_key(std::string& out, std::string_view key, std::string_view attempt,
+                                  std::string_view request, std::int64_t committed_at_unix_micros) {
+        if (!is_hex(attempt))
+            throw error("sertx: an attempt id is hex digits; this one is not, so it is not written into SQL.");
+        out.append("insert into sertx_commit_log (key, attempt, committed_at, request) values ('");
+        append_hex(out, key);
+        out.append("', '").append(attempt).append("', ");
+        char digits[24];
+        const auto end = std::to_chars(digits, digits + sizeof digits, committed_at_unix_micros).ptr;
+        out.append(digits, static_cast<std::size_t>(end - digits)).append(", '");
+        append_hex(out, request);
+        out.append("')");
+    }
     static std::string find_key(std::string_view key) {
-        return "select attempt, request from sertx_commit_log where key = '" + sertx::detail::to_hex(key) + "'";
+        std::string out;
+        append_find_key(out, key);
+        return out;
     }
     static std::string record_key(std::string_view key, std::string_view attempt, std::string_view request,
                                   std::int64_t committed_at_unix_micros) {
-        if (!sertx::detail::from_hex(attempt))
-            throw error("sertx: an attempt id is hex digits; this one is not, so it is not written into SQL.");
-        return "insert into sertx_commit_log (key, attempt, committed_at, request) values ('" +
-               sertx::detail::to_hex(key) + "', '" + std::string(attempt) + "', " +
-               std::to_string(committed_at_unix_micros) + ", '" + sertx::detail::to_hex(request) + "')";
+        std::string out;
+        append_record_key(out, key, attempt, request, committed_at_unix_micros);
+        return out;
+    }
+
+private:
+    /// What `sertx::detail::to_hex` writes, appended in place.
+    static void append_hex(std::string& out, std::string_view bytes) {
+        static constexpr char digits[] = "0123456789abcdef";
+        for (const unsigned char c : bytes) {
+            out.push_back(digits[c >> 4]);
+            out.push_back(digits[c & 0xf]);
+        }
+    }
+    /// Hex digits of whole bytes, as `sertx::detail::from_hex` accepts.
+    static bool is_hex(std::string_view text) noexcept {
+        if (text.size() % 2 != 0) return false;
+        for (const char c : text)
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+        return true;
     }
 };
 

@@ -36,7 +36,9 @@
 #include <libpq-fe.h>
 #include <soci/postgresql/soci-postgresql.h>
 
+#include <array>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -240,15 +242,19 @@ public:
     /// BEGIN, with the policy's lock_timeout (when the session's differs)
     /// and the isolation check (when asked) in the same round trip.
     void begin(const transaction_start& start) {
-        const std::vector<pg_result> results = run_batch(begin_batch(start));
-        if (start.verify_isolation) check_isolation(results.back().get());
+        const batch_results results = run_batch(begin_batch(start));
+        if (start.verify_isolation) check_isolation(results.back());
     }
 
     /// BEGIN with the lookup of an idempotency key, in one round trip.
     std::optional<committed_key> begin_and_find_key(const transaction_start& start, std::string_view key) {
-        const std::vector<pg_result> results = run_batch(begin_batch(start) + "; " + dialect::find_key(key));
-        if (start.verify_isolation) check_isolation(results[results.size() - 2].get());
-        const PGresult* found = results.back().get();
+        begin_batch(start, true);
+        batch_.append("; ");
+        dialect::append_find_key(batch_, key);
+        const batch_results results = run_batch(batch_.c_str());
+        if (results.size() < 2) fail(nullptr, batch_.c_str());
+        if (start.verify_isolation) check_isolation(results[results.size() - 2]);
+        const PGresult* found = results.back();
         if (PQntuples(found) == 0) return std::nullopt;
         return committed_key{PQgetvalue(found, 0, 0),
                              sertx::detail::column_bytes(PQgetvalue(found, 0, 1), "request", "sertx_commit_log")};
@@ -280,7 +286,10 @@ public:
     /// lost while the batch is in flight leaves the outcome to the key's
     /// lookup.
     void commit_with_key(std::string_view key, std::string_view attempt, std::string_view request) {
-        commit_batch(dialect::record_key(key, attempt, request, sertx::detail::unix_micros_now()) + "; COMMIT");
+        batch_.clear();
+        dialect::append_record_key(batch_, key, attempt, request, sertx::detail::unix_micros_now());
+        batch_.append("; COMMIT");
+        commit_batch(batch_.c_str());
     }
 
     void rollback() {
@@ -450,7 +459,11 @@ private:
 
     /// BEGIN for `start`, then SET lock_timeout when the session's differs,
     /// then SHOW transaction_isolation when asked: statements of one batch.
-    std::string begin_batch(const transaction_start& start) {
+    /// BEGIN alone (the common case) is the dialect's constant text; a batch
+    /// of more, or one that `more` statements will follow (appended by the
+    /// caller), is written into the connection's buffer, which keeps its
+    /// capacity: no transaction allocates its batch text.
+    const char* begin_batch(const transaction_start& start, bool more = false) {
         writing_ = false;
         if (start.access == access_mode::read_write && standby_)
             refuse("25006",
@@ -465,17 +478,27 @@ private:
         writing_ = start.access == access_mode::read_write;
         lock_timeout_since_.reset();
         if (start.lock_timeout.count() > 0) lock_timeout_since_ = std::chrono::steady_clock::now();
-        std::string batch = dialect::begin[static_cast<std::size_t>(start.access)];
+        const char* begin = dialect::begin[static_cast<std::size_t>(start.access)];
+        std::optional<std::chrono::milliseconds> set, set_local;
         if (transaction_pooling()) {
             // The server connection is not ours past COMMIT: set it for this
             // transaction only.
-            if (start.lock_timeout.count() > 0)
-                batch.append("; SET LOCAL lock_timeout = ").append(std::to_string(start.lock_timeout.count()));
-        } else if (const auto change = lock_timeout_.change_for(start.lock_timeout)) {
-            batch.append("; SET lock_timeout = ").append(std::to_string(change->count()));
+            if (start.lock_timeout.count() > 0) set_local = start.lock_timeout;
+        } else {
+            set = lock_timeout_.change_for(start.lock_timeout);
         }
-        if (start.verify_isolation) batch.append("; SHOW transaction_isolation");
-        return batch;
+        if (!more && !set && !set_local && !start.verify_isolation) return begin;
+        batch_.assign(begin);
+        if (set_local) append_number(batch_.append("; SET LOCAL lock_timeout = "), set_local->count());
+        if (set) append_number(batch_.append("; SET lock_timeout = "), set->count());
+        if (start.verify_isolation) batch_.append("; SHOW transaction_isolation");
+        return batch_.c_str();
+    }
+
+    static void append_number(std::string& out, long long n) {
+        char digits[24];
+        const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+        out.append(digits, static_cast<std::size_t>(end - digits));
     }
 
     /// The answer of SHOW transaction_isolation.
@@ -487,31 +510,56 @@ private:
                                   "session setting) changed it.");
     }
 
+    /// The results of one batch, kept on the stack: sertx's batches hold at
+    /// most `capacity` statements (BEGIN, SET, SHOW and the key's lookup;
+    /// the key's insert and COMMIT).
+    class batch_results {
+    public:
+        static constexpr std::size_t capacity = 4;
+        bool push(pg_result r) noexcept {
+            if (size_ == capacity) return false;
+            slots_[size_++] = std::move(r);
+            return true;
+        }
+        std::size_t size() const noexcept { return size_; }
+        bool empty() const noexcept { return size_ == 0; }
+        PGresult* operator[](std::size_t i) const noexcept { return slots_[i].get(); }
+        PGresult* back() const noexcept { return slots_[size_ - 1].get(); }
+
+    private:
+        std::array<pg_result, capacity> slots_{};
+        std::size_t size_ = 0;
+    };
+
     /// Statements separated by ';' in one round trip (one simple query); the
     /// result of each, or the first failure through fail(). The server skips
     /// what follows a failed statement.
-    std::vector<pg_result> run_batch(const std::string& batch, bool commit_sent = false) {
-        if (!PQsendQuery(native_, batch.c_str())) fail(nullptr, batch.c_str());  // not sent: nothing can commit
-        std::vector<pg_result> results;
+    batch_results run_batch(const char* batch, bool commit_sent = false) {
+        if (!PQsendQuery(native_, batch)) fail(nullptr, batch);  // not sent: nothing can commit
+        batch_results results;
         pg_result failed;
+        bool overflow = false;
         while (PGresult* r = PQgetResult(native_)) {
             pg_result result(r);
             const auto status = PQresultStatus(r);
             if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
-                results.push_back(std::move(result));
+                overflow |= !results.push(std::move(result));
             else if (!failed)
                 failed = std::move(result);
         }
-        if (failed || results.empty()) fail(failed.get(), batch.c_str(), commit_sent);
+        if (failed || results.empty()) fail(failed.get(), batch, commit_sent);
+        if (overflow)  // sertx's own batches never are: a bug, reported before anything relies on it
+            throw error("sertx: internal error: a batch returned more than " +
+                        std::to_string(batch_results::capacity) + " results: " + batch);
         return results;
     }
 
     /// A batch that ends with COMMIT, sent only while the transaction is open.
-    void commit_batch(const std::string& batch) {
+    void commit_batch(const char* batch) {
         refuse_unless_open();
         end_of_transaction();
-        const std::vector<pg_result> results = run_batch(batch, true);
-        if (std::strcmp(PQcmdStatus(results.back().get()), "COMMIT") != 0)
+        const batch_results results = run_batch(batch, true);
+        if (std::strcmp(PQcmdStatus(results.back()), "COMMIT") != 0)
             refuse("25P02", "sertx: PostgreSQL answered COMMIT with ROLLBACK: the transaction had failed.");
         lock_timeout_.committed();
     }
@@ -581,6 +629,7 @@ private:
     bool writing_ = false;
     const config* config_ = nullptr;   // the pool's, which outlives its sessions
     std::string replication_refusal_;  // why writes are refused; empty: they are not
+    std::string batch_;  // the text of a batch beyond BEGIN alone; reused, so that it keeps its capacity
     sertx::detail::effect_statements<connection> journal_{*this};
     sertx::detail::migration_statements<connection> migrations_{*this};
     sertx::detail::session_objects objects_;  // after session_: destroyed first

@@ -39,6 +39,7 @@
 #include <iterator>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -158,11 +159,39 @@ public:
         }
     }
 
+    /// BEGIN, then the lookup of an idempotency key: a statement prepared
+    /// once per connection, not parsed by SOCI in every transaction.
+    std::optional<committed_key> begin_and_find_key(const transaction_start& start, std::string_view key) {
+        begin(start);
+        sqlite_api::sqlite3_stmt* find = kept(find_key_, dialect::find_key);
+        bind_hex(find, 1, key_hex_, key);
+        const int rc = sqlite_api::sqlite3_step(find);
+        if (rc == SQLITE_DONE) {
+            sqlite_api::sqlite3_reset(find);
+            return std::nullopt;
+        }
+        if (rc != SQLITE_ROW) failed_step(find);
+        committed_key found{text_column(find, 0), text_column(find, 1)};
+        sqlite_api::sqlite3_reset(find);
+        found.request = sertx::detail::column_bytes(found.request, "request", "sertx_commit_log");
+        return found;
+    }
+
+    /// The key's row, by a statement prepared once per connection, then
+    /// COMMIT. A failed insert fails the commit, as `record_key` would.
+    void commit_with_key(std::string_view key, std::string_view attempt, std::string_view request) {
+        require_open();
+        sqlite_api::sqlite3_stmt* record = kept(record_key_, dialect::record_key);
+        bind_hex(record, 1, key_hex_, key);
+        sqlite_api::sqlite3_bind_text(record, 2, attempt.data(), static_cast<int>(attempt.size()), SQLITE_STATIC);
+        sqlite_api::sqlite3_bind_int64(record, 3, sertx::detail::unix_micros_now());
+        bind_hex(record, 4, request_hex_, request);
+        run(record);
+        commit();
+    }
+
     void commit() {
-        if (sqlite_api::sqlite3_get_autocommit(native_) != 0)
-            refuse(SQLITE_ABORT,
-                   "sertx: the transaction had already been rolled back inside the body (a failed statement "
-                   "SQLite undoes whole, or a ROLLBACK), so it was not committed.");
+        require_open();
         finish_statements();
         committing_ = true;
         struct done {
@@ -217,6 +246,13 @@ public:
     }
 
 private:
+    void require_open() const {
+        if (sqlite_api::sqlite3_get_autocommit(native_) != 0)
+            refuse(SQLITE_ABORT,
+                   "sertx: the transaction had already been rolled back inside the body (a failed statement "
+                   "SQLite undoes whole, or a ROLLBACK), so it was not committed.");
+    }
+
     struct statement_finalizer {
         void operator()(sqlite_api::sqlite3_stmt* s) const noexcept { sqlite_api::sqlite3_finalize(s); }
     };
@@ -252,10 +288,39 @@ private:
             sqlite_api::sqlite3_reset(s);
             return;
         }
+        failed_step(s);
+    }
+
+    [[noreturn]] void failed_step(sqlite_api::sqlite3_stmt* s) {
         const std::string why = sqlite_api::sqlite3_errmsg(native_);
         const int code = sqlite_api::sqlite3_extended_errcode(native_);
         sqlite_api::sqlite3_reset(s);  // after reading the error: reset may change it
         fail(sqlite_api::sqlite3_sql(s), why, code);
+    }
+
+    /// A statement of sertx's own tables, prepared on first use (the tables
+    /// may be installed after the connection opened) and kept.
+    sqlite_api::sqlite3_stmt* kept(statement& s, const char* sql) {
+        if (!s) s = prepare(sql);
+        return s.get();
+    }
+
+    /// Binds `bytes` as hex text, written into `buffer`, which the connection
+    /// keeps (SQLITE_STATIC: no copy) and whose capacity it reuses.
+    static void bind_hex(sqlite_api::sqlite3_stmt* s, int index, std::string& buffer, std::string_view bytes) {
+        static constexpr char digits[] = "0123456789abcdef";
+        buffer.clear();
+        for (const unsigned char c : bytes) {
+            buffer.push_back(digits[c >> 4]);
+            buffer.push_back(digits[c & 0xf]);
+        }
+        sqlite_api::sqlite3_bind_text(s, index, buffer.data(), static_cast<int>(buffer.size()), SQLITE_STATIC);
+    }
+
+    static std::string text_column(sqlite_api::sqlite3_stmt* s, int column) {
+        const auto* text = reinterpret_cast<const char*>(sqlite_api::sqlite3_column_text(s, column));
+        return text ? std::string(text, static_cast<std::size_t>(sqlite_api::sqlite3_column_bytes(s, column)))
+                    : std::string();
     }
 
     /// A prepared SELECT left before its last row keeps its read transaction
@@ -387,6 +452,8 @@ private:
     // After session_, so destroyed first: SQLite does not close a connection
     // whose statements are not finalized.
     statement begin_[std::size(dialect::begin)], commit_, rollback_;
+    statement find_key_, record_key_;  // prepared on first use
+    std::string key_hex_, request_hex_;  // what the key's statements bind
     sertx::detail::effect_statements<connection> journal_{*this};
     sertx::detail::migration_statements<connection> migrations_{*this};
     sertx::detail::session_objects objects_;

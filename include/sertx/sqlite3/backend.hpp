@@ -89,6 +89,13 @@ struct dialect {
     static constexpr const char* migration_table_exists =
         "select count(*) from sqlite_master where type = 'table' and name = 'sertx_schema'";
     static constexpr const char* lock_migration_table = nullptr;
+    /// An idempotency key's lookup and insert, prepared once per connection
+    /// and run with BEGIN's and COMMIT's steps (the same rows as
+    /// effect_statements' `key_committed` and `record_key`: key and request
+    /// as hex text, bound, never spliced).
+    static constexpr const char* find_key = "select attempt, request from sertx_commit_log where key = ?1";
+    static constexpr const char* record_key =
+        "insert into sertx_commit_log (key, attempt, committed_at, request) values (?1, ?2, ?3, ?4)";
     /// Scripts split as the sqlite3 shell (sqlite3_complete) splits them.
     static constexpr sertx::detail::sql_dialect split_as = sertx::detail::sql_dialect::sqlite;
 };
