@@ -257,8 +257,8 @@ payout_audit audit_payouts(Db& db, Journal& journal, const payment_network& netw
                 break;
             case sertx::effect_state::pending: ++a.pending; break;
             case sertx::effect_state::started: ++a.started; break;
-            case sertx::effect_state::failed: ++a.failed; break;
-            case sertx::effect_state::dead: ++a.failed; break;  // retry_later to the end: not paid (payouts never say so)
+            case sertx::effect_state::failed:
+            case sertx::effect_state::dead: ++a.failed; break;  // dead: gave up after max_attempts retry_later
         }
         if (times > 0 && *states[k] != sertx::effect_state::done && *states[k] != sertx::effect_state::in_doubt)
             ++a.received_not_done;

@@ -62,6 +62,7 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -199,6 +200,17 @@ concept journal_statements = requires(J& j, std::string_view s, effect_state st,
 template <class Db>
 concept journal_adapter = requires(typename Db::connection_type& c) {
     { c.journal() } -> journal_statements;
+};
+
+/// Optional: wake-ups of `effects::run` from other processes. Blocks until
+/// `stop`, calling `woken` when an intent may have committed elsewhere (and
+/// once when it starts listening); throws when the database fails (the
+/// journal retries); returns false at once when it cannot listen here.
+/// Without it, `run` is woken by the in-process signal and its poll only.
+/// PostgreSQL: LISTEN/NOTIFY (soci/detail/effect_listener.hpp).
+template <class Db>
+concept effect_wakeups = requires(Db& db, std::stop_token stop, const std::function<void()>& woken) {
+    { db.listen_for_effects(stop, woken) } -> std::same_as<bool>;
 };
 
 template <class Db>

@@ -76,8 +76,9 @@ struct dispatch_report {
     std::size_t retried = 0;  ///< ended retry_later: pending again, after a backoff
     std::size_t dead = 0;     ///< ended retry_later for the max_attempts-th time
     std::size_t fenced = 0;   ///< outcome not recorded: the claim had been rescued meanwhile
-    /// Intents claimed by this call (given back uncalled ones included, as `retried`).
-    std::size_t claimed() const noexcept { return done + failed + in_doubt + retried + dead + fenced; }
+    std::size_t abandoned = 0;  ///< given back uncalled: the claim was too old to call (the process paused)
+    /// Intents claimed by this call.
+    std::size_t claimed() const noexcept { return done + failed + in_doubt + retried + dead + fenced + abandoned; }
 };
 
 /// What `recover()` found left `started` by a dispatcher that stopped.

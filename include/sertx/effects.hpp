@@ -45,6 +45,21 @@
 /// called until one call's outcome is recorded. Nothing is guaranteed about
 /// the outside system itself: see docs/exactly-once.md.
 ///
+/// **A fleet** (DESIGN §7.1, docs/exactly-once.md "The journal as a worker
+/// fleet"): `run(op, stop)` is a dispatcher's whole loop. Claims hold a lease
+/// renewed while the call runs; any live dispatcher rescues an expired one
+/// (idempotent → pending; at-most-once → `op.reconcile(payload)` where offered,
+/// else in_doubt); every write of a claim's outcome is fenced on its claim
+/// count, so a paused dispatcher that wakes up overwrites nothing and, by a
+/// check of its lease's age before calling, does not call. `retry_later`
+/// from an operation puts the intent back after a jittered backoff, `dead`
+/// after `max_attempts`; `requeue` brings it back.
+/// \code
+/// sertx::effects journal(db, "pod-7", {.lease = 30s, .poll = 5s, .max_attempts = 10});
+/// journal.recover(broadcast{node});                        // start-up, reconciling where it can
+/// std::jthread worker([&](std::stop_token stop) { journal.run(broadcast{node}, stop); });
+/// \endcode
+///
 /// **Operations.** A journaled operation declares its effect tag
 /// (operation.hpp) and a stable `name` (stored with each intent, so it must
 /// not change while intents are pending), and is callable with the payload
@@ -139,10 +154,11 @@ public:
         std::lock_guard lock(mutex_);
         return generation_;
     }
-    /// Until a notification after `seen`, a stop request or `deadline`.
-    void wait(std::uint64_t seen, std::stop_token stop, std::chrono::steady_clock::time_point deadline) {
+    /// Until a notification after `seen`, a stop request or `deadline`;
+    /// true when notified.
+    bool wait(std::uint64_t seen, std::stop_token stop, std::chrono::steady_clock::time_point deadline) {
         std::unique_lock lock(mutex_);
-        changed_.wait_until(lock, stop, deadline, [&] { return generation_ != seen; });
+        return changed_.wait_until(lock, stop, deadline, [&] { return generation_ != seen; });
     }
 
     static effect_signal& of(const void* database) {
@@ -349,15 +365,16 @@ public:
         detail::journal_events<detail::no_journal_observer> events{none};
         run_report ignored;
         while (report.claimed() < limit) {
-            const std::optional<effect_state> ended = dispatch_one(op, std::stop_token{}, ignored, events);
+            const std::optional<ending> ended = dispatch_one(op, std::stop_token{}, ignored, events);
             if (!ended) break;
             switch (*ended) {
-                case effect_state::done: ++report.done; break;
-                case effect_state::in_doubt: ++report.in_doubt; break;
-                case effect_state::failed: ++report.failed; break;
-                case effect_state::pending: ++report.retried; break;
-                case effect_state::dead: ++report.dead; break;
-                case effect_state::started: ++report.fenced; break;  // not recorded: rescued meanwhile
+                case ending::done: ++report.done; break;
+                case ending::in_doubt: ++report.in_doubt; break;
+                case ending::failed: ++report.failed; break;
+                case ending::retried: ++report.retried; break;
+                case ending::dead: ++report.dead; break;
+                case ending::fenced: ++report.fenced; break;
+                case ending::abandoned: ++report.abandoned; break;
             }
         }
         return report;
@@ -385,12 +402,29 @@ public:
         detail::journal_events<std::remove_reference_t<Observer>> events{observer};
         run_report report;
         unsigned failures_in_row = 0;
+        listener_state heard;
+        std::jthread listener;
+        if constexpr (effect_wakeups<Db>) listener = std::jthread([this, &heard](std::stop_token st) { listen(st, heard); });
+        std::size_t listener_errors_seen = 0;
+        // Rescue looks for expired leases: at the start, whenever the run
+        // wakes by its clock (a lease or an intent fell due, or the poll),
+        // and at least every lease/3 while it is busy; a wake-up by a new
+        // intent goes straight to its claim, one transaction sooner.
+        bool rescue_now = true;
+        auto rescued_at = std::chrono::steady_clock::now();
         while (!stop.stop_requested()) {
             const std::uint64_t seen = signal_->generation();
+            if (const std::size_t n = heard.errors.load(); n != listener_errors_seen) {
+                listener_errors_seen = n;
+                std::lock_guard lock(heard.mutex);
+                events.error(heard.last_error, std::chrono::microseconds(0));
+            }
             auto wake = std::chrono::steady_clock::now() + options_.poll;
             try {
-                auto rescued_at = std::chrono::steady_clock::now();
-                rescue(op, report, events);
+                if (rescue_now || std::chrono::steady_clock::now() - rescued_at > options_.lease / 3) {
+                    rescue(op, report, events);
+                    rescued_at = std::chrono::steady_clock::now();
+                }
                 while (!stop.stop_requested() && dispatch_one(op, stop, report, events)) {
                     if (std::chrono::steady_clock::now() - rescued_at > options_.lease / 3) {
                         rescue(op, report, events);
@@ -416,8 +450,13 @@ public:
                 wake = std::chrono::steady_clock::now() + delay;
             }
             if (stop.stop_requested()) break;
-            signal_->wait(seen, stop, wake);
+            rescue_now = !signal_->wait(seen, stop, wake);
         }
+        if (listener.joinable()) {
+            listener.request_stop();
+            listener.join();
+        }
+        report.database_errors += heard.errors.load();
         return report;
     }
     template <class Op, class Observer = detail::no_journal_observer>
@@ -483,6 +522,11 @@ public:
         report.in_doubt += rest.in_doubt;
         return report;
     }
+    template <class Op>
+        requires(!std::is_reference_v<Op>)
+    recover_report recover(Op&& op) {
+        return recover<Op>(op);
+    }
 
 private:
     template <class Op>
@@ -546,6 +590,42 @@ private:
     using policy_type = detail::journal_policy<backend_of<Db>>;
     using read_policy = policy<sertx::read_only>;
 
+    /// What `run`'s listener thread tells the run.
+    struct listener_state {
+        std::atomic<std::size_t> errors{0};
+        std::mutex mutex;
+        std::string last_error;
+    };
+
+    /// The adapter's wake-ups from other processes (effect_wakeups), turned
+    /// into the in-process signal, until `stop`: a failure is counted and the
+    /// listening retried after a jittered backoff (the run polls meanwhile).
+    void listen(std::stop_token stop, listener_state& heard) {
+        unsigned failures = 0;
+        while (!stop.stop_requested()) {
+            try {
+                if (!db_.listen_for_effects(stop, [signal = signal_] { signal->notify(); })) return;
+                failures = 0;
+            } catch (const std::exception& e) {
+                ++failures;
+                {
+                    std::lock_guard lock(heard.mutex);
+                    heard.last_error = e.what();
+                }
+                ++heard.errors;
+            }
+            if (stop.stop_requested()) return;
+            const auto cap = static_cast<std::uint64_t>(detail::micros(options_.poll));
+            const std::uint64_t d =
+                detail::capped_exponential(std::min<std::uint64_t>(100'000, cap), cap, failures == 0 ? 1 : failures);
+            std::mutex m;
+            std::condition_variable_any never;
+            std::unique_lock lock(m);
+            never.wait_for(lock, stop, std::chrono::microseconds(detail::thread_rng().between(d - d / 2, d)),
+                           [] { return false; });
+        }
+    }
+
     /// How a call ended, to be recorded: `pending` stands for retry_later.
     struct settlement {
         effect_state state = effect_state::done;
@@ -577,12 +657,12 @@ private:
         });
     }
 
-    /// Claims one due intent and sees it through: the state recorded, or
-    /// `started` when the outcome was fenced (the claim had been rescued), or
-    /// `pending` after a retry_later or a claim given back; empty when none
-    /// was due.
+    /// How one claim ended.
+    enum class ending : unsigned char { done, failed, in_doubt, retried, dead, fenced, abandoned };
+
+    /// Claims one due intent and sees it through; empty when none was due.
     template <class Op, class Events>
-    std::optional<effect_state> dispatch_one(Op& op, const std::stop_token& stop, run_report& report,
+    std::optional<ending> dispatch_one(Op& op, const std::stop_token& stop, run_report& report,
                                              Events& events) {
         using Plain = std::remove_cvref_t<Op>;
         // The lease is counted from before the claim's transaction, so that
@@ -601,7 +681,7 @@ private:
             transact<policy_type>(db_, [&](auto& tx) { journal_of(tx).release_effect(claimed->key, claimed->attempts); });
             ++report.abandoned;
             events.abandoned(claimed->key);
-            return effect_state::pending;
+            return ending::abandoned;
         }
         const settlement outcome = call_leased(op, *claimed);
         Probe::at(detail::dispatch_point::returned, claimed->key);
@@ -610,16 +690,18 @@ private:
         if (!recorded) {
             ++report.fenced;
             events.fenced(claimed->key);
-            return effect_state::started;
+            return ending::fenced;
         }
         switch (*recorded) {
-            case effect_state::done: ++report.done; events.done(claimed->key); break;
-            case effect_state::failed: ++report.failed; events.failed(claimed->key, outcome.error); break;
-            case effect_state::in_doubt: ++report.in_doubt; events.in_doubt(claimed->key, outcome.error); break;
-            case effect_state::dead: ++report.dead; events.dead(claimed->key, outcome.error); break;
-            default: ++report.retried; break;
+            case effect_state::done: ++report.done; events.done(claimed->key); return ending::done;
+            case effect_state::failed: ++report.failed; events.failed(claimed->key, outcome.error); return ending::failed;
+            case effect_state::in_doubt:
+                ++report.in_doubt;
+                events.in_doubt(claimed->key, outcome.error);
+                return ending::in_doubt;
+            case effect_state::dead: ++report.dead; events.dead(claimed->key, outcome.error); return ending::dead;
+            default: ++report.retried; return ending::retried;
         }
-        return recorded;
     }
 
     /// Calls `op` while a thread renews the claim's lease every lease/3, so

@@ -15,6 +15,23 @@
 /// \endcode
 /// `db.stats()` returns the database's counters; each event costs one relaxed
 /// atomic add.
+///
+/// The effect journal's `run(op, stop, observer)` takes an observer object
+/// the same way (any type; the hooks it lacks cost nothing), called from the
+/// thread running `run` (docs/exactly-once.md, "Observer events"):
+/// \code
+/// void on_effect_claimed(std::string_view key, unsigned attempt);
+/// void on_effect_done(std::string_view key);
+/// void on_effect_failed(std::string_view key, std::string_view error);
+/// void on_effect_in_doubt(std::string_view key, std::string_view why);
+/// void on_effect_retried(std::string_view key, unsigned retries, std::chrono::system_clock::time_point not_before);
+/// void on_effect_dead(std::string_view key, std::string_view error);
+/// void on_effect_abandoned(std::string_view key);  // claim given back uncalled (stop, or too old to call)
+/// void on_effect_fenced(std::string_view key);     // late outcome of a rescued claim: not recorded
+/// void on_effect_rescued(std::string_view key, std::string_view from_dispatcher, sertx::effect_state now);
+/// void on_effect_reconciled(std::string_view key, sertx::reconciliation::outcome_kind found);
+/// void on_journal_error(std::string_view what, std::chrono::microseconds retry_in);  // survived, retried
+/// \endcode
 
 #include <sertx/failure.hpp>
 

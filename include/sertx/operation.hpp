@@ -79,7 +79,7 @@ public:
 struct reconciliation {
     enum outcome_kind : unsigned char { happened, not_happened, unknown };
     outcome_kind outcome = unknown;
-    std::string result;  ///< happened: what to record as the call's result
+    std::string result{};  ///< happened: what to record as the call's result
 };
 
 /// An at-most-once operation that can tell whether a call happened.

@@ -125,6 +125,10 @@ struct dialect {
         "select count(*) from information_schema.columns where table_schema = current_schema() and "
         "table_name = 'sertx_effect' and column_name = 'lease_until'";
     static constexpr bool rebuild_to_widen_check = false;
+    /// The scheduling INSERT also sends NOTIFY on channel sertx_effect
+    /// (payload: the operation's name), for the listeners of
+    /// soci/detail/effect_listener.hpp.
+    static constexpr bool notify_on_schedule = true;
     static constexpr const char* migration_table_exists =
         "select case when to_regclass('sertx_schema') is null then 0 else 1 end";
     /// The first statement of every migration transaction. LOCK TABLE is one

@@ -27,6 +27,7 @@
 #include <sertx/failure.hpp>
 #include <sertx/postgresql/backend.hpp>
 #include <sertx/soci/common.hpp>
+#include <sertx/soci/detail/effect_listener.hpp>
 #include <sertx/soci/detail/effect_statements.hpp>
 #include <sertx/soci/detail/migration_statements.hpp>
 
@@ -579,6 +580,17 @@ public:
             if (status == "aborted") return false;
             return std::nullopt;  // in progress: the server has not finished it yet
         });
+    }
+
+    /// The effect journal's wake-ups from other processes
+    /// (`sertx::effect_wakeups`): LISTEN on a session of its own until
+    /// `stop`; false at once behind a transaction pooler, where a LISTEN does
+    /// not hold (`run` then polls).
+    bool listen_for_effects(std::stop_token stop, const std::function<void()>& woken) {
+        const detail::config& c = pool_->config();
+        if (c.opts.pooler == pooler_mode::transaction) return false;
+        detail::listen_for_effects(c.conninfo, c.password, std::move(stop), woken);
+        return true;
     }
 };
 

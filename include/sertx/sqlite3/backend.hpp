@@ -83,6 +83,9 @@ struct dialect {
     static constexpr const char* effect_has_leases =
         "select count(*) from pragma_table_info('sertx_effect') where name = 'lease_until'";
     static constexpr bool rebuild_to_widen_check = true;
+    /// No other process can be told; dispatchers poll (and those in the
+    /// scheduling process are woken by the in-process signal).
+    static constexpr bool notify_on_schedule = false;
     static constexpr const char* migration_table_exists =
         "select count(*) from sqlite_master where type = 'table' and name = 'sertx_schema'";
     static constexpr const char* lock_migration_table = nullptr;

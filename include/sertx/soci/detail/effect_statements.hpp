@@ -181,6 +181,19 @@ public:
         std::string k = to_hex(key), o(operation), e(effect), p = to_hex(payload);
         long long now = unix_micros_now();
         long long due = not_before > 0 ? not_before : now;
+        if constexpr (Connection::dialect::notify_on_schedule) {
+            // The notification rides in the INSERT's round trip, and only
+            // when a row was inserted; the server delivers it at COMMIT.
+            std::string channel_op(operation);
+            int inserted = 0;
+            once("with i as (insert into sertx_effect (key, operation, effect, payload, state, scheduled_at, "
+                 "not_before) values (:k, :o, :e, :p, 'pending', :t, :n) on conflict (key) do nothing returning 1) "
+                 "select count(*) from (select pg_notify('sertx_effect', :c) from i) notified",
+                 ::soci::into(inserted), ::soci::use(k), ::soci::use(o), ::soci::use(e), ::soci::use(p),
+                 ::soci::use(now), ::soci::use(due), ::soci::use(channel_op))
+                .execute(true);
+            return inserted == 1;
+        }
         return changed(once("insert into sertx_effect (key, operation, effect, payload, state, scheduled_at, "
                             "not_before) values (:k, :o, :e, :p, 'pending', :t, :n) on conflict (key) do nothing",
                             ::soci::use(k), ::soci::use(o), ::soci::use(e), ::soci::use(p), ::soci::use(now),

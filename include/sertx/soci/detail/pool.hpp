@@ -151,6 +151,9 @@ public:
         idle_.reserve(size_);  // so that give_back never allocates
     }
 
+    /// What the pool's connections are opened with.
+    const Config& config() const noexcept { return config_; }
+
     /// A connection on loan; goes back to the pool, or is discarded when its
     /// connection failed, at the end of the lease.
     class lease {
