@@ -88,18 +88,20 @@ inline pid_t spawn(const std::vector<std::string>& args) {
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
+    // SIGTERM blocked from before fork to the child's sigwait (the mask is
+    // inherited, and kept across execve), so that one sent while the child
+    // starts waits for it, instead of reaching the test framework's handler
+    // in the forked copy or killing the child before main.
+    sigset_t term, before;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    ::pthread_sigmask(SIG_BLOCK, &term, &before);
     const pid_t pid = ::fork();
     if (pid == 0) {
-        // SIGTERM blocked across execve (the mask is inherited), so that one
-        // sent while the child is still starting waits for its sigwait
-        // instead of killing it.
-        sigset_t term;
-        sigemptyset(&term);
-        sigaddset(&term, SIGTERM);
-        ::sigprocmask(SIG_BLOCK, &term, nullptr);
         ::execve(argv[0], argv.data(), environ);
         ::_exit(127);
     }
+    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     REQUIRE(pid > 0);
     return pid;
 }
