@@ -207,7 +207,7 @@ concept journal_adapter = requires(typename Db::connection_type& c) {
 /// once when it starts listening); throws when the database fails (the
 /// journal retries); returns false at once when it cannot listen here.
 /// Without it, `run` is woken by the in-process signal and its poll only.
-/// PostgreSQL: LISTEN/NOTIFY (soci/detail/effect_listener.hpp).
+/// PostgreSQL: LISTEN/NOTIFY (soci/detail/postgresql/effect_listener.hpp).
 template <class Db>
 concept effect_wakeups = requires(Db& db, std::stop_token stop, const std::function<void()>& woken) {
     { db.listen_for_effects(stop, woken) } -> std::same_as<bool>;

@@ -127,7 +127,7 @@ struct dialect {
     static constexpr bool rebuild_to_widen_check = false;
     /// The scheduling INSERT also sends NOTIFY on channel sertx_effect
     /// (payload: the operation's name), for the listeners of
-    /// soci/detail/effect_listener.hpp.
+    /// soci/detail/postgresql/effect_listener.hpp.
     static constexpr bool notify_on_schedule = true;
     static constexpr const char* migration_table_exists =
         "select case when to_regclass('sertx_schema') is null then 0 else 1 end";

@@ -27,7 +27,7 @@
 #include <sertx/failure.hpp>
 #include <sertx/postgresql/backend.hpp>
 #include <sertx/soci/common.hpp>
-#include <sertx/soci/detail/effect_listener.hpp>
+#include <sertx/soci/detail/postgresql/effect_listener.hpp>
 #include <sertx/soci/detail/effect_statements.hpp>
 #include <sertx/soci/detail/migration_statements.hpp>
 
