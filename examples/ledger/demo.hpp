@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: BSL-1.0
 #pragma once
-// `sertx-ledger demo`: concurrent workers move money while a dispatcher pays
-// withdrawals out through the effect journal; then the books and the payment
-// network's own record are checked against each other.
+// `sertx-ledger demo`: concurrent workers move money while two dispatchers,
+// this process and a second one (`sertx-ledger dispatch`), pay withdrawals
+// out through the effect journal with `run()`; then the books and the
+// payment network's own record are checked against each other. With
+// --kill-dispatcher the second one is killed inside a payout, and this one
+// rescues its claim once the lease runs out.
 
 #include "ledger.hpp"
 #include "payment_network.hpp"
@@ -14,6 +17,11 @@
 #include <sertx/sertx.hpp>
 
 #include <soci/soci.h>
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -37,7 +45,77 @@ struct demo_options {
     std::chrono::seconds length{10};
     std::uint64_t crash_after = 0;  ///< 0: never
     bool resume = false;
+    bool kill_dispatcher = false;  ///< the second dispatcher dies inside its third payout
 };
+
+/// The dispatchers' leases: short, so that a rescue shows within the demo's
+/// seconds (a service would use tens of seconds: docs/exactly-once.md).
+inline const sertx::journal_options fleet_options{.lease = std::chrono::seconds(2), .poll = std::chrono::seconds(1)};
+
+/// The second dispatcher's name in the journal.
+inline constexpr const char* second_dispatcher_name = "sertx-ledger-2";
+
+/// The journal's observer events in this process, counted; the rescues
+/// kept for the report.
+struct fleet_events {
+    std::atomic<std::uint64_t> claimed{0}, done{0}, failed{0}, retried{0}, rescued{0}, reconciled{0}, in_doubt{0},
+        fenced{0}, errors{0};
+    std::mutex mutex;
+    std::vector<std::string> rescues;
+    std::map<std::string, std::string> reconciled_as;  ///< reported before the rescue that asked
+
+    void on_effect_claimed(std::string_view, unsigned) { ++claimed; }
+    void on_effect_done(std::string_view) { ++done; }
+    void on_effect_failed(std::string_view, std::string_view) { ++failed; }
+    void on_effect_retried(std::string_view, unsigned, std::chrono::system_clock::time_point) { ++retried; }
+    void on_effect_in_doubt(std::string_view, std::string_view) { ++in_doubt; }
+    void on_effect_fenced(std::string_view) { ++fenced; }
+    void on_journal_error(std::string_view, std::chrono::microseconds) { ++errors; }
+    void on_effect_rescued(std::string_view key, std::string_view from, sertx::effect_state now) {
+        ++rescued;
+        std::lock_guard lock(mutex);
+        const auto r = reconciled_as.find(std::string(key));
+        rescues.push_back("payout " + std::string(key) + " of " + std::string(from) + " (its lease ran out): " +
+                          (r == reconciled_as.end() ? "" : r->second + ", so ") +
+                          std::string(sertx::to_string(now)));
+    }
+    void on_effect_reconciled(std::string_view key, sertx::reconciliation::outcome_kind r) {
+        ++reconciled;
+        std::lock_guard lock(mutex);
+        reconciled_as[std::string(key)] = r == sertx::reconciliation::happened       ? "the network has it"
+                                          : r == sertx::reconciliation::not_happened ? "the network never got it"
+                                                                                     : "the network cannot tell";
+    }
+    std::string counts() const {
+        return "claimed " + grouped(claimed.load()) + ", done " + grouped(done.load()) + ", failed " +
+               grouped(failed.load()) + ", retried " + grouped(retried.load()) + ", rescued " +
+               grouped(rescued.load()) + ", reconciled " + grouped(reconciled.load()) + ", in doubt " +
+               grouped(in_doubt.load()) + ", fenced " + grouped(fenced.load()) + ", database errors " +
+               grouped(errors.load());
+    }
+};
+
+/// Starts `sertx-ledger dispatch` on the same ledger: the second dispatcher.
+/// It dies with this process (PR_SET_PDEATHSIG), as a pod of a killed node.
+inline pid_t start_second_dispatcher(const std::string& target, const std::filesystem::path& network_log,
+                                     bool kill_inside) {
+    std::vector<std::string> args = {"/proc/self/exe", "dispatch", "--db", target, "--name", second_dispatcher_name,
+                                      "--network-log", network_log.string()};
+    if (kill_inside) args.insert(args.end(), {"--crash-after", "3"});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        ::execv("/proc/self/exe", argv.data());
+        ::_exit(127);
+    }
+    if (pid < 0) throw std::runtime_error("cannot start the second dispatcher (fork failed)");
+    return pid;
+}
 
 /// What the workers and the dispatcher did, read live by the progress view.
 struct tally {
@@ -101,20 +179,6 @@ void work(Db& db, Journal& journal, tally& t, std::chrono::steady_clock::time_po
         } catch (const std::exception& e) {
             t.failed(e);
         }
-    }
-}
-
-/// The dispatcher: pays out what the workers schedule while they run, then
-/// what they scheduled last.
-template <class Journal>
-void pay_out(Journal& journal, payout& op, const std::atomic<bool>& working, std::exception_ptr& failure) {
-    try {
-        while (working.load())
-            if (journal.dispatch(op, 64).claimed() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        while (journal.dispatch(op, 64).claimed() > 0) {
-        }
-    } catch (...) {
-        failure = std::current_exception();
     }
 }
 
@@ -300,7 +364,8 @@ int report(Db& db, Journal& journal, const payment_network& network, const tally
 }
 
 template <class Db>
-int run_demo(Db& db, const std::string& shown, const std::filesystem::path& network_log, const demo_options& o) {
+int run_demo(Db& db, const std::string& target, const std::string& shown, const std::filesystem::path& network_log,
+             const demo_options& o) {
     std::printf("sertx-ledger demo on %s: %d workers for %llds\n", shown.c_str(), o.workers,
                 static_cast<long long>(o.length.count()));
     const auto applied = sertx::migrate(db, schema);
@@ -316,32 +381,95 @@ int run_demo(Db& db, const std::string& shown, const std::filesystem::path& netw
 
     payment_network network(network_log, ledger.id);
     std::printf("  network     payouts recorded in %s\n", network.path().c_str());
-    sertx::effects<Db> journal(db, dispatcher_name);
+    sertx::effects<Db> journal(db, dispatcher_name, fleet_options);
     recover(journal, network, o.resume);
+    const pid_t second = start_second_dispatcher(target, network_log, o.kill_dispatcher);
+    std::printf("  dispatchers run() in this process (%s) and in pid %d (%s), lease %llds%s\n", dispatcher_name,
+                static_cast<int>(second), second_dispatcher_name,
+                static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(fleet_options.lease).count()),
+                o.kill_dispatcher ? "; --kill-dispatcher: the second dies inside its third payout" : "");
     std::fflush(stdout);
 
     tally t;
     payout op{&network, &t.payouts, o.crash_after};
+    fleet_events events;
     std::atomic<bool> working{true};
     std::exception_ptr dispatch_failure;
     const sertx::stats before = db.stats();
     const auto started = std::chrono::steady_clock::now();
     double seconds = 0;
+    int second_status = 0;
+    bool second_ended = false;
     {
         progress view(o.length, [&] {
             return progress_figures{t.transactions(), db.stats().total_retries() - before.total_retries(),
                                     t.payouts.load(), !working.load()};
         });
-        std::thread dispatcher([&] { pay_out(journal, op, working, dispatch_failure); });
+        std::jthread dispatcher([&](std::stop_token stop) {
+            try {
+                journal.run(op, stop, events);
+            } catch (...) {
+                dispatch_failure = std::current_exception();
+            }
+        });
         std::vector<std::thread> workers;
         for (int i = 0; i < o.workers; ++i) workers.emplace_back([&] { work(db, journal, t, started + o.length); });
         for (auto& w : workers) w.join();
         seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         working = false;
-        dispatcher.join();
+        // The last payouts, and any claim of a dead dispatcher: its lease
+        // runs out, then (at most once) a second lease, then it is rescued.
+        const auto limit = std::chrono::steady_clock::now() + 4 * fleet_options.lease + std::chrono::seconds(60);
+        for (;;) {
+            if (!second_ended && ::waitpid(second, &second_status, WNOHANG) == second) second_ended = true;
+            const sertx::journal_stats s = journal.stats();
+            if ((s.pending == 0 && s.started == 0) || std::chrono::steady_clock::now() > limit) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        if (!second_ended) {
+            ::kill(second, SIGTERM);
+            ::waitpid(second, &second_status, 0);
+        }
+        dispatcher.request_stop();
     }
     if (dispatch_failure) std::rethrow_exception(dispatch_failure);
+    std::printf("\nfleet\n");
+    if (WIFSIGNALED(second_status) && WTERMSIG(second_status) == SIGKILL)
+        std::printf("  %s (pid %d) was killed (SIGKILL) inside a payout, its claim left started\n",
+                    second_dispatcher_name, static_cast<int>(second));
+    else
+        std::printf("  %s (pid %d) stopped on SIGTERM, nothing left claimed\n", second_dispatcher_name,
+                    static_cast<int>(second));
+    {
+        std::lock_guard lock(events.mutex);
+        if (events.rescues.empty()) std::printf("  %s rescued nothing: no lease ran out\n", dispatcher_name);
+        for (const auto& r : events.rescues) std::printf("  %s rescued %s\n", dispatcher_name, r.c_str());
+    }
+    std::printf("  events of %s: %s\n", dispatcher_name, events.counts().c_str());
     return report(db, journal, network, t, before, seconds, static_cast<std::size_t>(o.workers));
+}
+
+/// `sertx-ledger dispatch`: the second dispatcher of the demo, in a process
+/// of its own; pays out until SIGTERM, then stops with nothing claimed.
+template <class Db>
+int run_dispatcher(Db& db, const std::string& name, const std::filesystem::path& network_log,
+                   std::uint64_t crash_after) {
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, nullptr);  // before any thread: taken by sigwait below
+    payment_network network(network_log, ledger_id(db));
+    std::atomic<std::uint64_t> paid{0};
+    payout op{&network, &paid, crash_after, "the other dispatcher rescues it once its lease runs out"};
+    sertx::effects<Db> journal(db, name, fleet_options);
+    sertx::run_report r;
+    std::jthread dispatcher([&](std::stop_token stop) { r = journal.run(op, stop); });
+    int sig = 0;
+    sigwait(&term, &sig);
+    dispatcher.request_stop();
+    dispatcher.join();
+    std::printf("  %s paid %s payout(s), rescued %zu\n", name.c_str(), grouped(r.done).c_str(), r.rescued);
+    return 0;
 }
 
 }  // namespace ledger

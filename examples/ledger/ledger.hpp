@@ -106,6 +106,8 @@ struct payout {
     /// received the payout and before sertx records it done: the payout is
     /// then really in doubt.
     std::uint64_t crash_at = 0;
+    /// What the crash message tells the reader comes next.
+    const char* after_crash = "'sertx-ledger demo --resume' recovers";
 
     static std::string payload(const std::string& key, int account, long long amount) {
         return key + " " + std::to_string(account) + " " + std::to_string(amount);
@@ -122,13 +124,24 @@ struct payout {
         if (paid->fetch_add(1) + 1 == crash_at) {
             std::fprintf(stderr,
                          "\nsertx-ledger: --crash-after %llu: killing this process (SIGKILL) inside payout %s, after "
-                         "the network received it and before sertx recorded it; 'sertx-ledger demo --resume' "
-                         "recovers\n",
-                         static_cast<unsigned long long>(crash_at), key.c_str());
+                         "the network received it and before sertx recorded it; %s\n",
+                         static_cast<unsigned long long>(crash_at), key.c_str(), after_crash);
             std::fflush(stderr);
             std::raise(SIGKILL);
         }
         return receipt;
+    }
+
+    /// Asked by the journal about a payout that a dead dispatcher left
+    /// started, before it goes to an operator: the network's own record
+    /// says whether it was paid, as a real provider's lookup by key would.
+    sertx::reconciliation reconcile(const std::string& payload) const {
+        std::istringstream fields(payload);
+        std::string key;
+        fields >> key;
+        const auto received = network->received();
+        if (received.count(key) > 0) return {sertx::reconciliation::happened, "found on the payment network"};
+        return {sertx::reconciliation::not_happened, {}};
     }
 };
 

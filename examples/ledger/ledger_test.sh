@@ -128,6 +128,17 @@ default-network-log)
 crash)
   crash_and_resume --db "$db"
   ;;
+kill-dispatcher)
+  run 0 demo --db "$db" --network-log "$network" --workers 3 --seconds 3 --kill-dispatcher
+  expect 'dispatchers run\(\) in this process \(sertx-ledger\) and in pid [0-9]+ \(sertx-ledger-2\)'
+  expect 'sertx-ledger-2 \(pid [0-9]+\) was killed \(SIGKILL\) inside a payout'
+  expect '^  sertx-ledger rescued payout wd-[0-9a-f]+ of sertx-ledger-2 \(its lease ran out\): the network has it, so done$'
+  invariants_hold
+  key=$(grep -Eo 'rescued payout wd-[0-9a-f]+' <<<"$out" | cut -d' ' -f3)
+  [ "$(times_paid "$key")" -eq 1 ] || fail "$key was paid $(times_paid "$key") times"
+  run 0 effects list --db "$db" --network-log "$network"
+  expect '^journal.stats\(\): 0 pending \(oldest 0.0s\), 0 started, 0 in doubt, 0 dead$'
+  ;;
 wrong-resolution)
   run 137 demo --db "$db" --network-log "$network" --seconds 3 --crash-after 3
   key=$(grep -Eo 'inside payout wd-[0-9a-f]+' <<<"$out" | cut -d' ' -f3)

@@ -37,19 +37,28 @@ const option_spec network_option{"network-log", "FILE",
 
 const command_spec demo_command{
     "demo", "", 0,
-    "Opens (or continues) a ledger, runs concurrent workers doing transfers, deposits and withdrawals while a\n"
-    "dispatcher pays withdrawals out through sertx's effect journal, then checks that money is conserved, no\n"
-    "balance is negative and every payout was made exactly once. Exit code 0 only if every invariant holds.",
+    "Opens (or continues) a ledger, runs concurrent workers doing transfers, deposits and withdrawals while two\n"
+    "dispatchers (this process and a second one) pay withdrawals out through sertx's effect journal with run(),\n"
+    "then checks that money is conserved, no balance is negative and every payout was made exactly once. Exit\n"
+    "code 0 only if every invariant holds.",
     {db_option,
      {"workers", "N", "concurrent workers (default 4)"},
      {"seconds", "S", "how long the workers run (default 10)"},
      {"crash-after", "N", "kill this process (SIGKILL) inside the N-th payout, after the network received it"},
      {"resume", "", "continue after a crash: list the payouts recovery found in doubt, then run"},
+     {"kill-dispatcher", "", "kill the second dispatcher (SIGKILL) inside a payout; this one rescues its claim"},
+     network_option}};
+const command_spec dispatch_command{
+    "dispatch", "", 0,
+    "The demo's second dispatcher (the demo starts it): pays payouts out with the journal's run() until SIGTERM.",
+    {db_option,
+     {"name", "NAME", "its dispatcher name in the journal (default sertx-ledger-2)"},
+     {"crash-after", "N", "kill this process (SIGKILL) inside its N-th payout, after the network received it"},
      network_option}};
 const command_spec effects_list_command{
     "effects list", "", 0,
-    "Lists the payouts in doubt (started, outcome unknown: never paid again automatically), with what the\n"
-    "payment network recorded for each, and counts the payouts pending.",
+    "Shows the journal's figures (journal.stats()), lists the payouts in doubt (started, outcome unknown: never\n"
+    "paid again automatically) with what the payment network recorded for each, and counts the payouts pending.",
     {db_option, network_option}};
 const command_spec effects_resolve_command{
     "effects resolve", "KEY done|failed", 2,
@@ -144,11 +153,22 @@ int demo(std::span<char* const> words) {
     o.length = std::chrono::seconds(args.number("seconds", 1, 3600, 10));
     o.crash_after = static_cast<std::uint64_t>(args.number("crash-after", 1, 1'000'000'000, 0));
     o.resume = args.flag("resume");
+    o.kill_dispatcher = args.flag("kill-dispatcher");
     const place p = locate(args);
     const auto log = network_log(args, p);
-    // A session per worker, one for the dispatcher, one for the summary.
-    return with_database(p, static_cast<std::size_t>(o.workers) + 2, false,
-                         [&](auto& db) { return run_demo(db, p.shown, log, o); });
+    // A session per worker, two for the dispatcher (its wake-ups), one for the summary.
+    return with_database(p, static_cast<std::size_t>(o.workers) + 3, false,
+                         [&](auto& db) { return run_demo(db, p.target, p.shown, log, o); });
+}
+
+int dispatch(std::span<char* const> words) {
+    const arguments args(dispatch_command, words);
+    if (args.help()) return show(help_text(dispatch_command));
+    const std::string name = args.value("name").value_or(second_dispatcher_name);
+    const auto crash_after = static_cast<std::uint64_t>(args.number("crash-after", 1, 1'000'000'000, 0));
+    const place p = locate(args);
+    const auto log = network_log(args, p);
+    return with_database(p, 3, true, [&](auto& db) { return run_dispatcher(db, name, log, crash_after); });
 }
 
 int effects_list(std::span<char* const> words) {
@@ -161,6 +181,12 @@ int effects_list(std::span<char* const> words) {
         const auto doubt = journal.in_doubt();
         const std::size_t pending = journal.pending().size();
         const auto received = payment_network::received(log, ledger_id(db));
+        const sertx::journal_stats s = journal.stats();
+        std::printf("journal.stats(): %llu pending (oldest %.1fs), %llu started, %llu in doubt, %llu dead\n",
+                    static_cast<unsigned long long>(s.pending),
+                    std::chrono::duration<double>(s.oldest_pending_age).count(),
+                    static_cast<unsigned long long>(s.started), static_cast<unsigned long long>(s.in_doubt),
+                    static_cast<unsigned long long>(s.dead));
         std::printf("payouts in doubt in %s: %zu\n", p.shown.c_str(), doubt.size());
         if (!doubt.empty()) {
             std::printf("  %-20s  %-28s  %-19s  %-18s  %s\n", "KEY", "PAYOUT", "STARTED", "NETWORK RECEIVED",
@@ -245,6 +271,7 @@ int run(std::span<char* const> words) {
         return show("sertx-ledger (sertx " + std::to_string(sertx::version_major) + "." +
                     std::to_string(sertx::version_minor) + "." + std::to_string(sertx::version_patch) + ")\n");
     if (is(0, "demo")) return demo(words.subspan(1));
+    if (is(0, "dispatch")) return dispatch(words.subspan(1));
     if (is(0, "effects") && is(1, "list")) return effects_list(words.subspan(2));
     if (is(0, "effects") && is(1, "resolve")) return effects_resolve(words.subspan(2));
     if (is(0, "schema") && is(1, "status")) return schema_status(words.subspan(2));
