@@ -72,8 +72,8 @@ inline std::string shell_quote(const std::string& s) {
 struct pg_server_options {
     /// pg_hba method: "trust", or "scram-sha-256" with a password.
     std::string auth = "trust";
-    std::string password;               ///< the superuser's (postgres) password
-    std::vector<std::string> settings;  ///< extra postgresql.conf lines
+    std::string password{};             ///< the superuser's (postgres) password
+    std::vector<std::string> settings{}; ///< extra postgresql.conf lines
 };
 
 class pg_server;

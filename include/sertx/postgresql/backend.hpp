@@ -108,6 +108,11 @@ inline constexpr std::string_view sqlstate_of(failure f) noexcept {
 
 /// The SQL that sertx writes for PostgreSQL where it differs from SQLite's.
 struct dialect {
+    /// What says whether a commit waits for a synchronous standby
+    /// (require_synchronous_standby): the standbys named, and how long a
+    /// commit waits.
+    static constexpr const char* replication_settings =
+        "select current_setting('synchronous_standby_names'), current_setting('synchronous_commit')";
     /// BEGIN by `access_mode`: each transaction names SERIALIZABLE itself, so
     /// that a server default of READ COMMITTED cannot weaken it.
     static constexpr const char* begin[] = {"BEGIN ISOLATION LEVEL SERIALIZABLE",

@@ -79,7 +79,7 @@ struct options {
     /// throws `durability_error` unless the primary's commits wait for a
     /// synchronous standby (synchronous_standby_names set, synchronous_commit
     /// on or remote_apply), and every writing transaction checks it again
-    /// (one round trip more), so that after a failover to a primary without
+    /// (in BEGIN's round trip), so that after a failover to a primary without
     /// a standby, or once the primary stops naming one, writes are refused
     /// (reads still run) until one is named (docs/deployment.md).
     bool require_synchronous_standby = false;
@@ -239,12 +239,10 @@ public:
     }
     bool reusable() const noexcept { return !broken_ && PQstatus(native_) == CONNECTION_OK; }
 
-    /// BEGIN, with the policy's lock_timeout (when the session's differs)
-    /// and the isolation check (when asked) in the same round trip.
-    void begin(const transaction_start& start) {
-        const batch_results results = run_batch(begin_batch(start));
-        if (start.verify_isolation) check_isolation(results.back());
-    }
+    /// BEGIN, with the policy's lock_timeout (when the session's differs),
+    /// the isolation check (when asked) and the replication check (with
+    /// require_synchronous_standby) in the same round trip.
+    void begin(const transaction_start& start) { check_begun(run_batch(begin_batch(start))); }
 
     /// BEGIN with the lookup of an idempotency key, in one round trip.
     std::optional<committed_key> begin_and_find_key(const transaction_start& start, std::string_view key) {
@@ -253,7 +251,7 @@ public:
         dialect::append_find_key(batch_, key);
         const batch_results results = run_batch(batch_.c_str());
         if (results.size() < 2) fail(nullptr, batch_.c_str());
-        if (start.verify_isolation) check_isolation(results[results.size() - 2]);
+        check_begun(results);
         const PGresult* found = results.back();
         if (PQntuples(found) == 0) return std::nullopt;
         return committed_key{PQgetvalue(found, 0, 0),
@@ -265,17 +263,16 @@ public:
     void commit() { commit_batch("COMMIT"); }
 
     /// With require_synchronous_standby: throws `durability_error` unless
-    /// this session's commits wait for a synchronous standby. Read again
-    /// before every writing transaction (one round trip, only with the
-    /// option): an HA manager empties synchronous_standby_names under a
-    /// primary whose standby turned unhealthy (Patroni's synchronous_mode),
-    /// and a session checked only when it opened would then acknowledge
-    /// commits from one machine; a refused session writes again once a
-    /// standby is named.
+    /// this session's commits wait for a synchronous standby (`open` asks it
+    /// of its first session). Every writing transaction asks it again, in
+    /// BEGIN's batch (`check_begun`): an HA manager empties
+    /// synchronous_standby_names under a primary whose standby turned
+    /// unhealthy (Patroni's synchronous_mode), and a session checked only
+    /// when it opened would then acknowledge commits from one machine; a
+    /// refused session writes again once a standby is named.
     void require_synchronous_standby() {
         if (!config_ || !config_->opts.require_synchronous_standby) return;
-        pg_result r(PQexec(native_, "select current_setting('synchronous_standby_names'), "
-                                    "current_setting('synchronous_commit')"));
+        pg_result r(PQexec(native_, dialect::replication_settings));
         if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) fail(r.get(), "reading the replication settings");
         note_replication(*config_, PQgetvalue(r.get(), 0, 0), PQgetvalue(r.get(), 0, 1));
         if (!replication_refusal_.empty()) throw durability_error(replication_refusal_);
@@ -458,7 +455,9 @@ private:
     }
 
     /// BEGIN for `start`, then SET lock_timeout when the session's differs,
-    /// then SHOW transaction_isolation when asked: statements of one batch.
+    /// then SHOW transaction_isolation when asked, then the replication
+    /// settings when a write must wait for a standby: statements of one
+    /// batch, whose answers `check_begun` reads.
     /// BEGIN alone (the common case) is the dialect's constant text; a batch
     /// of more, or one that `more` statements will follow (appended by the
     /// caller), is written into the connection's buffer, which keeps its
@@ -474,7 +473,6 @@ private:
                    "sertx: this PostgreSQL server runs with default_transaction_read_only=on and cannot run "
                    "writing transactions; connect to the primary (target_session_attrs=read-write), or use a "
                    "read_only policy.");
-        if (start.access == access_mode::read_write) require_synchronous_standby();
         writing_ = start.access == access_mode::read_write;
         lock_timeout_since_.reset();
         if (start.lock_timeout.count() > 0) lock_timeout_since_ = std::chrono::steady_clock::now();
@@ -487,13 +485,20 @@ private:
         } else {
             set = lock_timeout_.change_for(start.lock_timeout);
         }
-        if (!more && !set && !set_local && !start.verify_isolation) return begin;
+        const bool replication = writing_ && config_ && config_->opts.require_synchronous_standby;
+        std::size_t answers = 1;  // BEGIN's
+        if (set || set_local) ++answers;
+        isolation_answer_ = start.verify_isolation ? answers++ : no_answer;
+        replication_answer_ = replication ? answers++ : no_answer;
+        if (!more && answers == 1) return begin;
         batch_.assign(begin);
         if (set_local) append_number(batch_.append("; SET LOCAL lock_timeout = "), set_local->count());
         if (set) append_number(batch_.append("; SET lock_timeout = "), set->count());
         if (start.verify_isolation) batch_.append("; SHOW transaction_isolation");
+        if (replication) batch_.append("; ").append(dialect::replication_settings);
         return batch_.c_str();
     }
+
 
     static void append_number(std::string& out, long long n) {
         char digits[24];
@@ -511,11 +516,12 @@ private:
     }
 
     /// The results of one batch, kept on the stack: sertx's batches hold at
-    /// most `capacity` statements (BEGIN, SET, SHOW and the key's lookup;
+    /// most `capacity` statements (BEGIN, SET, SHOW, the replication
+    /// settings and the key's lookup;
     /// the key's insert and COMMIT).
     class batch_results {
     public:
-        static constexpr std::size_t capacity = 4;
+        static constexpr std::size_t capacity = 5;
         bool push(pg_result r) noexcept {
             if (size_ == capacity) return false;
             slots_[size_++] = std::move(r);
@@ -530,6 +536,18 @@ private:
         std::array<pg_result, capacity> slots_{};
         std::size_t size_ = 0;
     };
+
+    /// Reads the answers of BEGIN's batch that check something; a write
+    /// refused for want of a standby rolls back the transaction it began.
+    void check_begun(const batch_results& results) {
+        if (isolation_answer_ != no_answer) check_isolation(results[isolation_answer_]);
+        if (replication_answer_ == no_answer) return;
+        const PGresult* settings = results[replication_answer_];
+        note_replication(*config_, PQgetvalue(settings, 0, 0), PQgetvalue(settings, 0, 1));
+        if (replication_refusal_.empty()) return;
+        rollback();
+        throw durability_error(replication_refusal_);
+    }
 
     /// Statements separated by ';' in one round trip (one simple query); the
     /// result of each, or the first failure through fail(). The server skips
@@ -629,6 +647,9 @@ private:
     bool writing_ = false;
     const config* config_ = nullptr;   // the pool's, which outlives its sessions
     std::string replication_refusal_;  // why writes are refused; empty: they are not
+    // Where in BEGIN's batch the answers that check_begun reads are.
+    static constexpr std::size_t no_answer = batch_results::capacity;
+    std::size_t isolation_answer_ = no_answer, replication_answer_ = no_answer;
     std::string batch_;  // the text of a batch beyond BEGIN alone; reused, so that it keeps its capacity
     sertx::detail::effect_statements<connection> journal_{*this};
     sertx::detail::migration_statements<connection> migrations_{*this};
