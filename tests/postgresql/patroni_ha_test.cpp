@@ -33,11 +33,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A call outlasts the few seconds a failover takes; the deadline bounds it,
-// and the worker sends its key again after it.
-using patient = sertx::policy<sertx::max_attempts<100'000>, sertx::full_jitter<1'000, 200'000>, sertx::deadline<20'000>>;
-
-const keyed_bank::workload eight{.accounts = 10, .writers = 8, .transfers_per_writer = 0, .opening_balance = 1000};
+using failover_load::patient;
+const keyed_bank::workload& eight = failover_load::eight_workers;
 
 }  // namespace
 

@@ -2,25 +2,15 @@
 // The effect journal on a SQLite file survives SIGKILL of its dispatcher
 // processes at every step (support/effects_crash.hpp).
 #include "support/catch.hpp"
-#include "support/databases.hpp"
+#include "support/sqlite3_children.hpp"
 #include "support/effects_crash.hpp"
 
 #include <sertx/sertx.hpp>
-#include <sertx/soci/sqlite3.hpp>
-
-#include <string>
 
 namespace {
 
-/// A SQLite file the children open by its path.
-struct SQLite : sertx::test::sqlite3_backend {
-    static constexpr const char* child_backend = "sqlite3";
-    std::string target() const { return dir.file("journal.db"); }
-    sertx::sqlite3::database open() const { return sertx::sqlite3::open(target()); }
-    std::string file(const std::string& name) const { return dir.file(name); }
-
-    sertx::test::temp_dir dir;
-};
+/// Catch names the fixture in each test's name.
+using SQLite = sertx::test::sqlite3_for_children;
 
 }  // namespace
 

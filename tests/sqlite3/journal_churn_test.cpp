@@ -3,25 +3,15 @@
 // SIGKILLed, replaced and SIGSTOPped past their lease
 // (support/journal_churn.hpp).
 #include "support/catch.hpp"
-#include "support/databases.hpp"
+#include "support/sqlite3_children.hpp"
 #include "support/journal_churn.hpp"
 
 #include <sertx/sertx.hpp>
-#include <sertx/soci/sqlite3.hpp>
-
-#include <string>
 
 namespace {
 
-/// A SQLite file the children open by its path.
-struct SQLite : sertx::test::sqlite3_backend {
-    static constexpr const char* child_backend = "sqlite3";
-    std::string target() const { return dir.file("journal.db"); }
-    sertx::sqlite3::database open() const { return sertx::sqlite3::open(target()); }
-    std::string file(const std::string& name) const { return dir.file(name); }
-
-    sertx::test::temp_dir dir;
-};
+/// Catch names the fixture in each test's name.
+using SQLite = sertx::test::sqlite3_for_children;
 
 }  // namespace
 

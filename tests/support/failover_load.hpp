@@ -28,6 +28,15 @@ namespace sertx::test::failover_load {
 
 namespace keyed_bank = sertx::test::keyed_bank;
 
+/// A client's patience through a failover: a call outlasts the few seconds a
+/// failover takes; the deadline bounds it, and the worker sends its key
+/// again after it.
+using patient = sertx::policy<sertx::max_attempts<100'000>, sertx::full_jitter<1'000, 200'000>, sertx::deadline<20'000>>;
+
+/// Eight workers over ten accounts, transferring until told to stop.
+inline const keyed_bank::workload eight_workers{
+    .accounts = 10, .writers = 8, .transfers_per_writer = 0, .opening_balance = 1000};
+
 inline long long unix_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
