@@ -135,9 +135,9 @@ struct dialect {
         "table_name = 'sertx_commit_log' and column_name = 'request'";
     static constexpr const char* add_request_column =
         "alter table sertx_commit_log add column if not exists request text not null default ''";
-    /// A journal made before leases (issue 14) is altered in place: the
-    /// columns added, the state CHECK (named by PostgreSQL's default,
-    /// <table>_<column>_check) dropped and made again with `dead`.
+    /// A journal made before leases is altered in place: the columns added,
+    /// the state CHECK (named by PostgreSQL's default,
+    /// `sertx_effect_state_check`) dropped and made again with `dead`.
     static constexpr const char* effect_has_leases =
         "select count(*) from information_schema.columns where table_schema = current_schema() and "
         "table_name = 'sertx_effect' and column_name = 'lease_until'";
