@@ -243,7 +243,9 @@ template <class Op>
 constexpr std::string_view effect_name() noexcept {
     if constexpr (at_most_once_operation<Op>)
         return effect_tag_names[0];
-    else if constexpr (std::is_same_v<effect_of<Op>, idempotent>)
+    // sertx::effect_of, the tag: here in detail, plain `effect_of` would
+    // name the detail::effect_of trait, never `idempotent`.
+    else if constexpr (std::is_same_v<sertx::effect_of<Op>, idempotent>)
         return effect_tag_names[1];
     else
         return effect_tag_names[2];

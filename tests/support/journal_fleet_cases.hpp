@@ -439,6 +439,7 @@ void expired_lease_is_rescued_and_late_outcome_fenced(Db& db) {
         CHECK(r.result == "sent:refresh-1");  // the rescuer's, not the late one's
         CHECK(r.dispatcher == "pod-rescuer");
         CHECK(r.attempts == 2);
+        CHECK(r.effect == "idempotent");  // stored with its own tag, not read_only
         CHECK(log.calls("refresh-1") == 2);
     }
     {
