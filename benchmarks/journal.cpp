@@ -7,6 +7,7 @@
 //   sertx-bench-journal --backend pg --pg "host=127.0.0.1 port=5432 user=postgres"
 //                       --measure throughput --contender sertx --dispatchers 4 --effects 2000
 //   sertx-bench-journal --backend sqlite --dir /tmp/bench --measure latency --contender poller --effects 500
+//   sertx-bench-journal ... --contender sertx --effect at_most_once   (default: idempotent)
 //
 // Measures. *throughput*: dispatchers (threads, each its own journal or
 // poller, each its own connections) run while one thread schedules
@@ -64,6 +65,7 @@ struct options {
     unsigned effects = 2000;
     unsigned poll_ms = 100;
     std::string prefix = "sertx_bench_";
+    std::string effect = "idempotent";  // sertx's operation: idempotent or at_most_once
 };
 
 /// What every dispatcher reports: one slot per effect, the time it was
@@ -121,6 +123,12 @@ struct bench_call {
         current->finish();
     }
 };
+/// The same, at most once (--effect at_most_once): what it costs the
+/// journal to keep an operation at most once.
+struct bench_call_once : bench_call {
+    using effect = sertx::at_most_once;
+    static constexpr std::string_view name = "bench_call_once";
+};
 
 template <class Db>
 void empty_journal(Db& db) {
@@ -128,7 +136,7 @@ void empty_journal(Db& db) {
     sertx::transact(db, [](auto& tx) { tx.sql() << "delete from sertx_effect"; });
 }
 
-template <class Open>
+template <class Call, class Open>
 result run_sertx(const options& o, Open open) {
     auto db = open(o.dispatchers + 2);
     empty_journal(db);
@@ -139,7 +147,7 @@ result run_sertx(const options& o, Open open) {
         fleet.emplace_back([&, d](std::stop_token stop) {
             // .poll at 30 s: only a wake-up brings the dispatcher to an intent soon.
             sertx::effects journal(db, "bench-" + std::to_string(d), {.lease = 30s, .poll = 30s});
-            journal.run(bench_call{}, stop);
+            journal.run(Call{}, stop);
         });
     std::this_thread::sleep_for(300ms);  // the dispatchers listening before the first intent
     sertx::effects journal(db, "bench-scheduler");
@@ -149,7 +157,7 @@ result run_sertx(const options& o, Open open) {
         for (unsigned i = 0; i < o.effects;) {
             const unsigned end = std::min(o.effects, i + 50);
             sertx::transact(db, [&](auto& tx) {
-                for (unsigned k = i; k < end; ++k) journal.template schedule<bench_call>(tx, "e" + std::to_string(k), std::to_string(k));
+                for (unsigned k = i; k < end; ++k) journal.template schedule<Call>(tx, "e" + std::to_string(k), std::to_string(k));
             });
             i = end;
         }
@@ -157,7 +165,7 @@ result run_sertx(const options& o, Open open) {
         r.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
     } else {
         for (unsigned i = 0; i < o.effects; ++i) {
-            sertx::transact(db, [&](auto& tx) { journal.template schedule<bench_call>(tx, "e" + std::to_string(i), std::to_string(i)); });
+            sertx::transact(db, [&](auto& tx) { journal.template schedule<Call>(tx, "e" + std::to_string(i), std::to_string(i)); });
             const auto committed = clock_type::now();
             if (!c.wait_called(i)) throw std::runtime_error("bench: an intent was not called within a minute");
             r.latencies_ms.push_back(
@@ -322,11 +330,14 @@ options parse(int argc, char** argv) {
         else if (a == "--effects") o.effects = static_cast<unsigned>(std::stoul(next()));
         else if (a == "--poll-ms") o.poll_ms = static_cast<unsigned>(std::stoul(next()));
         else if (a == "--prefix") o.prefix = next();
+        else if (a == "--effect") o.effect = next();
         else throw std::runtime_error("bench: unknown option " + a);
     }
     if (o.backend != "pg" && o.backend != "sqlite") throw std::runtime_error("bench: --backend is pg or sqlite");
     if (o.measure != "throughput" && o.measure != "latency") throw std::runtime_error("bench: --measure is throughput or latency");
     if (o.contender != "sertx" && o.contender != "poller") throw std::runtime_error("bench: --contender is sertx or poller");
+    if (o.effect != "idempotent" && o.effect != "at_most_once")
+        throw std::runtime_error("bench: --effect is idempotent or at_most_once");
     if (o.backend == "pg" && o.pg.empty()) throw std::runtime_error("bench: --backend pg needs --pg CONNINFO");
     if (o.backend == "sqlite" && o.dir.empty()) throw std::runtime_error("bench: --backend sqlite needs --dir DIR");
     if (o.dispatchers == 0 || o.effects == 0) throw std::runtime_error("bench: --dispatchers and --effects are at least 1");
@@ -347,14 +358,18 @@ int main(int argc, char** argv) try {
     result r;
     if (o.contender == "poller") {
         r = run_poller(o, target);
-    } else if (o.backend == "pg") {
-        r = run_sertx(o, [&](unsigned n) { return sertx::postgresql::open(target, {.pool_size = n}); });
     } else {
-        r = run_sertx(o, [&](unsigned n) { return sertx::sqlite3::open(target, {.pool_size = n}); });
+        const auto run = [&]<class Call>() {
+            if (o.backend == "pg")
+                return run_sertx<Call>(o, [&](unsigned n) { return sertx::postgresql::open(target, {.pool_size = n}); });
+            return run_sertx<Call>(o, [&](unsigned n) { return sertx::sqlite3::open(target, {.pool_size = n}); });
+        };
+        r = o.effect == "at_most_once" ? run.template operator()<bench_call_once>() : run.template operator()<bench_call>();
     }
     std::cout << "backend=" << o.backend << "\tmeasure=" << o.measure << "\tcontender=" << o.contender
               << "\tdispatchers=" << o.dispatchers << "\teffects=" << o.effects;
     if (o.contender == "poller") std::cout << "\tpoll_ms=" << o.poll_ms;
+    else if (o.effect != "idempotent") std::cout << "\teffect=" << o.effect;
     if (o.measure == "throughput") {
         std::cout << "\tseconds=" << r.seconds << "\teffects_per_s=" << o.effects / r.seconds;
     } else {

@@ -185,10 +185,12 @@ concept journal_statements = requires(J& j, std::string_view s, effect_state st,
     { j.settle_effect(s, a, st, s, s) } -> std::same_as<bool>;  // key, fence, state, result, error
     { j.retry_effect(s, a, st, t, s) } -> std::same_as<bool>;   // key, fence, pending|dead, not_before, error
     { j.release_effect(s, a) } -> std::same_as<bool>;           // key, fence: back to pending, uncalled
-    { j.next_effect_due(s, t) } -> std::convertible_to<std::int64_t>;  // operation, at-most-once grace (µs)
+    { j.mark_call_began(s, a, t) } -> std::same_as<bool>;       // key, fence, lease (µs): about to call (at-most-once)
+    { j.next_effect_due(s) } -> std::convertible_to<std::int64_t>;  // operation: next due intent or lease end (µs)
     // operation, dispatcher ('' : any, lease ended before t), t, limit
     { j.expired_effects(s, s, t, n) } -> std::same_as<std::vector<expired_claim>>;
-    { j.rescue_effect(s, a, st, s, s, s, s) } -> std::same_as<bool>;  // key, fence, state, result, error, note, by
+    // key, fence, the call_began read with it, state, result, error, note, by
+    { j.rescue_effect(s, a, t, st, s, s, s, s) } -> std::same_as<bool>;
     { j.requeue_effect(s, s, s) } -> std::same_as<bool>;              // key, note, by: dead|failed → pending
     { j.effect_stats() } -> std::same_as<journal_stats>;
     { j.recover_effects(s) } -> std::same_as<recover_report>;   // dispatcher

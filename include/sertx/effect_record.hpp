@@ -66,6 +66,10 @@ struct effect_record {
     unsigned retries = 0;     ///< how many calls ended `retry_later`
     std::optional<std::chrono::system_clock::time_point> not_before;  ///< not claimed before this time
     std::optional<std::chrono::system_clock::time_point> lease_until;  ///< started: the claim's lease
+    /// At-most-once: when the last claim's call began (committed just before
+    /// it); empty when it has not, or is not known (a claim by a sertx from
+    /// before this mark).
+    std::optional<std::chrono::system_clock::time_point> call_began;
 };
 
 /// What one `dispatch` call did.
@@ -76,7 +80,7 @@ struct dispatch_report {
     std::size_t retried = 0;  ///< ended retry_later: pending again, after a backoff
     std::size_t dead = 0;     ///< ended retry_later for the max_attempts-th time
     std::size_t fenced = 0;   ///< outcome not recorded: the claim had been rescued meanwhile
-    std::size_t abandoned = 0;  ///< given back uncalled: the claim was too old to call (the process paused)
+    std::size_t abandoned = 0;  ///< not called: stop requested before the call, or the claim rescued before it (paused)
     /// Intents claimed by this call.
     std::size_t claimed() const noexcept { return done + failed + in_doubt + retried + dead + fenced + abandoned; }
 };
@@ -97,10 +101,10 @@ struct run_report {
     std::size_t in_doubt = 0;    ///< ... whose call threw effect_in_doubt
     std::size_t retried = 0;     ///< ... whose call threw retry_later, back to pending
     std::size_t dead = 0;        ///< ... whose call threw retry_later for the max_attempts-th time
-    std::size_t abandoned = 0;   ///< claims given back uncalled (stop requested, or the lease too old to call)
+    std::size_t abandoned = 0;   ///< claims not called: stop requested, or rescued before the call (a pause)
     std::size_t fenced = 0;      ///< outcomes not recorded: the claim had been rescued meanwhile
     std::size_t rescued = 0;     ///< expired leases of any dispatcher taken back by this one
-    std::size_t reconciled = 0;  ///< ... of which reconcile() settled (happened or not_happened)
+    std::size_t reconciled = 0;  ///< ... of which reconcile() settled (found happened: done)
     std::size_t database_errors = 0;  ///< database failures survived (retried after a backoff)
     /// The longest time from an expired lease's end to its rescue by this
     /// dispatcher, by this machine's clock.
@@ -144,6 +148,10 @@ struct expired_claim {
     std::string dispatcher;  ///< who held the claim
     unsigned attempts = 0;   ///< the claim's fence
     std::int64_t lease_until = 0;  ///< unix microseconds; 0 when claimed by a sertx without leases
+    /// 0: the claim had not begun its call (and now never can: its mark is
+    /// fenced); > 0: it had (unix µs), so the call may have happened or be in
+    /// flight; -1: not known (claimed by a sertx from before the mark).
+    std::int64_t call_began = -1;
 };
 
 }  // namespace sertx

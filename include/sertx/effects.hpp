@@ -47,11 +47,16 @@
 ///
 /// **A fleet** (DESIGN §7.1, docs/exactly-once.md "The journal as a worker
 /// fleet"): `run(op, stop)` is a dispatcher's whole loop. Claims hold a lease
-/// renewed while the call runs; any live dispatcher rescues an expired one
-/// (idempotent → pending; at-most-once → `op.reconcile(payload)` where offered,
-/// else in_doubt); every write of a claim's outcome is fenced on its claim
-/// count, so a paused dispatcher that wakes up overwrites nothing and, by a
-/// check of its lease's age before calling, does not call. `retry_later`
+/// renewed while the call runs; any live dispatcher rescues an expired one;
+/// every write of a claim is fenced on its claim count, so a paused
+/// dispatcher that wakes up overwrites nothing. Before calling an
+/// at-most-once operation the dispatcher commits a fenced "call began" mark,
+/// and calls only if the mark was written: a claim rescued before its mark
+/// is never called by its claimer, so the rescue puts it back to pending;
+/// one rescued after it may have been called, or be calling still (a paused
+/// process's request can land later), so only `op.reconcile(payload)`
+/// answering happened settles it (done), and anything else puts it in doubt
+/// (docs/exactly-once.md, "Leases, rescue and fencing"). `retry_later`
 /// from an operation puts the intent back after a jittered backoff, `dead`
 /// after `max_attempts`; `requeue` brings it back.
 /// \code
@@ -111,10 +116,10 @@ struct journal_options {
     /// How long a claim holds an intent without renewal. A dispatcher renews
     /// it every lease/3 while the operation runs, so only a dispatcher that
     /// died, or is paused, loses it; then any live dispatcher rescues the
-    /// intent (an at-most-once one a further lease later: see
-    /// docs/exactly-once.md, "Leases"). Longer than the longest pause a
-    /// process may take (GC, swap, SIGSTOP, a VM migration) plus the clock
-    /// skew between the dispatchers' machines.
+    /// intent (docs/exactly-once.md, "Leases"). Longer than the pauses a
+    /// process usually takes (GC, swap, a VM migration) plus the clock skew
+    /// between the dispatchers' machines: a shorter one never calls an
+    /// at-most-once effect twice, but puts more of them in doubt.
     std::chrono::milliseconds lease{30'000};
     /// `run` looks for work at least this often, in case a wake-up was lost.
     std::chrono::milliseconds poll{5'000};
@@ -230,6 +235,9 @@ inline std::int64_t micros(std::chrono::milliseconds d) {
 enum class dispatch_point {
     claiming,  ///< inside the claim transaction, before its COMMIT
     started,   ///< `started` committed; the operation not called yet
+    marking,   ///< at-most-once: inside the call-began mark's transaction, before its COMMIT
+    calling,   ///< the mark committed (at-most-once) or the claim (others); the operation about to be called
+    rescuing,  ///< run's rescue: an expired claim read, its settlement not written yet
     returned,  ///< the operation returned; its outcome not written yet
     settling,  ///< inside the outcome's transaction, before its COMMIT
     settled,   ///< the outcome committed
@@ -243,7 +251,9 @@ template <class Op>
 constexpr std::string_view effect_name() noexcept {
     if constexpr (at_most_once_operation<Op>)
         return effect_tag_names[0];
-    else if constexpr (std::is_same_v<effect_of<Op>, idempotent>)
+    // sertx::effect_of, the tag: here in detail, plain `effect_of` would
+    // name the detail::effect_of trait, never `idempotent`.
+    else if constexpr (std::is_same_v<sertx::effect_of<Op>, idempotent>)
         return effect_tag_names[1];
     else
         return effect_tag_names[2];
@@ -432,7 +442,7 @@ public:
                     }
                 }
                 const std::int64_t due = transact<policy_type>(
-                    db_, [&](auto& tx) { return journal_of(tx).next_effect_due(Plain::name, grace_micros()); });
+                    db_, [&](auto& tx) { return journal_of(tx).next_effect_due(Plain::name); });
                 if (due > 0) {
                     const std::int64_t in = due - detail::journal_now_micros() + 1000;  // just after it
                     wake = std::min(wake, std::chrono::steady_clock::now() +
@@ -496,15 +506,17 @@ public:
     }
 
     /// `recover()`, given the operation: the at-most-once intents of `Op`
-    /// this dispatcher left started are first put to `op.reconcile(payload)`
-    /// when `Op` offers it: happened → done (noted as reconciled), not
-    /// happened → pending, unknown → in_doubt. Then `recover()` as before.
+    /// this dispatcher left started whose call had not begun go back to
+    /// pending (requeued); those whose call began are put to
+    /// `op.reconcile(payload)` when `Op` offers it: happened → done (noted as
+    /// reconciled), not happened → pending, unknown → in_doubt. Then
+    /// `recover()` as before (what is left of at-most-once: in_doubt).
     template <class Op>
     recover_report recover(Op& op) {
         check_callable<Op>();
         using Plain = std::remove_cvref_t<Op>;
         recover_report report;
-        if constexpr (at_most_once_operation<Plain> && reconciling_operation<Plain>) {
+        if constexpr (at_most_once_operation<Plain>) {
             const std::vector<expired_claim> mine = transact<policy_type>(db_, [&](auto& tx) {
                 return journal_of(tx).expired_effects(Plain::name, dispatcher_, 0, 100'000);
             });
@@ -512,9 +524,16 @@ public:
             detail::journal_events<detail::no_journal_observer> events{none};
             for (const expired_claim& row : mine) {
                 if (row.effect != detail::effect_name<Plain>()) continue;
-                const std::optional<effect_state> now = reconcile(op, row, "recover(op)", events);
-                if (!now) continue;
-                ++(*now == effect_state::in_doubt ? report.in_doubt : report.reconciled);
+                if (row.call_began == 0) {
+                    report.requeued += requeue_uncalled(row, "recover(op) of dispatcher '" + dispatcher_ + "'")
+                                           .has_value();
+                    continue;
+                }
+                if constexpr (reconciling_operation<Plain>) {
+                    const std::optional<effect_state> now = reconcile(op, row, "recover(op)", events, false);
+                    if (!now) continue;
+                    ++(*now == effect_state::in_doubt ? report.in_doubt : report.reconciled);
+                }
             }
         }
         const recover_report rest = recover();
@@ -638,13 +657,6 @@ private:
         return tx.connection(detail::internal_access{}).journal();
     }
 
-    /// How long after its lease's end an at-most-once claim is rescued: the
-    /// claimer calls only within lease/2 of starting its claim (dispatch_one),
-    /// so a dispatcher paused before its call has given up calling by then,
-    /// unless it was paused for more than this grace between that check and
-    /// the call's first byte (docs/exactly-once.md, "The window that remains").
-    std::int64_t grace_micros() const { return detail::micros(options_.lease); }
-
     /// The earliest due pending intent of `Op`, committed `started` under
     /// this dispatcher's name with a lease; empty when none is due.
     template <class Op>
@@ -665,24 +677,38 @@ private:
     std::optional<ending> dispatch_one(Op& op, const std::stop_token& stop, run_report& report,
                                              Events& events) {
         using Plain = std::remove_cvref_t<Op>;
-        // The lease is counted from before the claim's transaction, so that
-        // this clock's count is never behind the lease written in it.
-        const auto claim_began = std::chrono::steady_clock::now();
         std::optional<claimed_effect> claimed = claim<Plain>();
         if (!claimed) return std::nullopt;
         ++report.claimed;
         events.claimed(claimed->key, claimed->attempts);
         Probe::at(detail::dispatch_point::started, claimed->key);
-        // A claim gone stale before its call (the process paused, the machine
-        // swapped) may have been rescued and called by another dispatcher:
-        // give it back uncalled. A monotonic clock, so that no clock step
-        // makes a stale claim look fresh.
-        if (stop.stop_requested() || std::chrono::steady_clock::now() - claim_began >= options_.lease / 2) {
+        if (stop.stop_requested()) {
             transact<policy_type>(db_, [&](auto& tx) { journal_of(tx).release_effect(claimed->key, claimed->attempts); });
             ++report.abandoned;
             events.abandoned(claimed->key);
             return ending::abandoned;
         }
+        // An at-most-once call begins only after its mark commits, fenced on
+        // this claim: a claim rescued meanwhile (this process paused past its
+        // lease) was put back to pending as uncalled, maybe called by another
+        // dispatcher already, so this one must not call. No clock can tell
+        // that: a pause may fall after any check of one; the fenced write
+        // can. Idempotent and read-only operations may be called twice, and
+        // skip this round trip.
+        if constexpr (at_most_once_operation<Plain>) {
+            const std::int64_t lease = detail::micros(options_.lease);
+            const bool ours = transact<policy_type>(db_, [&](auto& tx) {
+                const bool r = journal_of(tx).mark_call_began(claimed->key, claimed->attempts, lease);
+                Probe::at(detail::dispatch_point::marking, claimed->key);
+                return r;
+            });
+            if (!ours) {
+                ++report.abandoned;
+                events.abandoned(claimed->key);
+                return ending::abandoned;
+            }
+        }
+        Probe::at(detail::dispatch_point::calling, claimed->key);
         const settlement outcome = call_leased(op, *claimed);
         Probe::at(detail::dispatch_point::returned, claimed->key);
         const std::optional<effect_state> recorded = record(*claimed, outcome, events);
@@ -812,29 +838,33 @@ private:
         return next;
     }
 
-    /// Takes back the started intents of `Op` whose lease ended (an
-    /// at-most-once one's a grace later), whoever claimed them: repeatable →
-    /// pending; at-most-once → reconcile() when offered, else in_doubt.
-    /// Each is settled fenced on its claim, so two rescuers settle it once.
+    /// Takes back the started intents of `Op` whose lease ended, whoever
+    /// claimed them: repeatable → pending; at-most-once whose call had not
+    /// begun (no mark) → pending, without asking anyone; at-most-once whose
+    /// call began → reconcile() when offered, happened → done, anything else
+    /// → in_doubt. Each is settled fenced on its claim, so two rescuers
+    /// settle it once.
     template <class Op, class Events>
     void rescue(Op& op, run_report& report, Events& events) {
         using Plain = std::remove_cvref_t<Op>;
-        const std::int64_t now = detail::journal_now_micros();
-        const std::int64_t before = at_most_once_operation<Plain> ? now - grace_micros() : now;
-        const std::vector<expired_claim> expired = transact<policy_type>(
-            db_, [&](auto& tx) { return journal_of(tx).expired_effects(Plain::name, "", before, 100); });
+        const std::vector<expired_claim> expired = transact<policy_type>(db_, [&](auto& tx) {
+            return journal_of(tx).expired_effects(Plain::name, "", detail::journal_now_micros(), 100);
+        });
         for (const expired_claim& row : expired) {
+            Probe::at(detail::dispatch_point::rescuing, row.key);
             std::optional<effect_state> now_in;
             if (row.effect != effect_tag_names[0]) {
                 const std::string note = "sertx: rescued by dispatcher '" + dispatcher_ + "': the lease of '" +
                                          row.dispatcher + "' ended before it recorded an outcome; called again.";
                 if (settle_rescued(row, effect_state::pending, "", "", note, ""))
                     now_in = effect_state::pending;
-            } else if (row.lease_until + grace_micros() < detail::journal_now_micros()) {
-                now_in = reconcile(op, row, "a rescue", events);
-                if (now_in && *now_in != effect_state::in_doubt) ++report.reconciled;
+            } else if (row.call_began == 0) {
+                now_in = requeue_uncalled(row, "rescued by dispatcher '" + dispatcher_ + "'");
+            } else {
+                now_in = reconcile(op, row, "a rescue", events, true);
+                if (now_in == effect_state::done) ++report.reconciled;
             }
-            if (!now_in) continue;  // another rescuer was first
+            if (!now_in) continue;  // another rescuer was first, or the claimer marked its call meanwhile
             ++report.rescued;
             const std::chrono::microseconds lag(detail::journal_now_micros() - row.lease_until);
             report.longest_rescue_lag = std::max(report.longest_rescue_lag, lag);
@@ -842,17 +872,35 @@ private:
         }
     }
 
-    /// An at-most-once intent left started by `row.dispatcher`: asks
-    /// `op.reconcile` where offered, and settles it fenced on the claim. The
-    /// state it is now in, or empty when another dispatcher settled it first.
+    /// An at-most-once claim that had not begun its call (`call_began` 0),
+    /// taken back: never called by its claimer, and never to be (its mark
+    /// would be fenced), so back to pending without asking reconcile().
+    std::optional<effect_state> requeue_uncalled(const expired_claim& row, const std::string& by_whom) {
+        const std::string note = "sertx: " + by_whom + " before its call: '" + row.dispatcher +
+                                 "' had not begun the call, and now never can; called again.";
+        if (settle_rescued(row, effect_state::pending, "", "", note, "")) return effect_state::pending;
+        return std::nullopt;
+    }
+
+    /// An at-most-once intent left started by `row.dispatcher` after its call
+    /// began (or not known to be before it): asks `op.reconcile` where
+    /// offered, and settles it fenced on the claim. By a rescue
+    /// (`claimer_may_live`), not_happened is not trusted: the claimer may be
+    /// a paused process whose request is still on its way, which reconcile()
+    /// cannot see yet; only recover(op), whose claimer is this dispatcher's
+    /// previous incarnation, gone, takes not_happened → pending. The state it
+    /// is now in, or empty when another dispatcher settled it first.
     template <class Op, class Events>
     std::optional<effect_state> reconcile(Op& op, const expired_claim& row, std::string_view by_whom,
-                                          Events& events) {
+                                          Events& events, bool claimer_may_live) {
         using Plain = std::remove_cvref_t<Op>;
         const std::string who = "dispatcher '" + dispatcher_ + "' (" + std::string(by_whom) + ")";
-        const std::string left = "sertx: dispatcher '" + row.dispatcher +
-                                 "' stopped after marking it started and before recording its outcome, so it may "
-                                 "or may not have happened";
+        const std::string left =
+            "sertx: dispatcher '" + row.dispatcher +
+            (row.call_began > 0 ? "' began the call and stopped before recording its outcome, so it may or may not "
+                                  "have happened"
+                                : "' stopped after marking it started and before recording its outcome, so it may "
+                                  "or may not have happened");
         if constexpr (reconciling_operation<Plain>) {
             reconciliation found;
             std::string trouble;
@@ -874,6 +922,12 @@ private:
                         return effect_state::done;
                     return std::nullopt;
                 case reconciliation::not_happened:
+                    if (claimer_may_live) {
+                        trouble = "; reconcile() found it did not happen, which a rescue cannot trust: '" +
+                                  row.dispatcher + (row.call_began > 0 ? "' began" : "' may have begun") +
+                                  " the call and may still be calling (a paused process)";
+                        break;
+                    }
                     if (settle_rescued(row, effect_state::pending, "", "",
                                        "sertx: reconciled by " + who +
                                            ": reconcile() found it did not happen; called again.",
@@ -883,7 +937,10 @@ private:
                 case reconciliation::unknown: break;
             }
             if (settle_rescued(row, effect_state::in_doubt, "",
-                               detail::clip(left + "; reconcile() could not tell" + trouble + "."),
+                               detail::clip(left + (found.outcome == reconciliation::not_happened
+                                                        ? trouble
+                                                        : "; reconcile() could not tell" + trouble) +
+                                            "."),
                                "sertx: put in doubt by " + who + ".", "")) {
                 events.in_doubt(row.key, left);
                 return effect_state::in_doubt;
@@ -902,7 +959,8 @@ private:
     bool settle_rescued(const expired_claim& row, effect_state state, const std::string& result,
                         const std::string& why, const std::string& note, std::string_view by) {
         const bool ours = transact<policy_type>(db_, [&](auto& tx) {
-            return journal_of(tx).rescue_effect(row.key, row.attempts, state, result, why, detail::clip(note), by);
+            return journal_of(tx).rescue_effect(row.key, row.attempts, row.call_began, state, result, why,
+                                                detail::clip(note), by);
         });
         if (ours && state == effect_state::pending) signal_->notify();  // other dispatchers here may take it
         return ours;

@@ -26,7 +26,7 @@
 /// void on_effect_in_doubt(std::string_view key, std::string_view why);
 /// void on_effect_retried(std::string_view key, unsigned retries, std::chrono::system_clock::time_point not_before);
 /// void on_effect_dead(std::string_view key, std::string_view error);
-/// void on_effect_abandoned(std::string_view key);  // claim given back uncalled (stop, or too old to call)
+/// void on_effect_abandoned(std::string_view key);  // claim not called (stop, or rescued before its call-began mark)
 /// void on_effect_fenced(std::string_view key);     // late outcome of a rescued claim: not recorded
 /// void on_effect_rescued(std::string_view key, std::string_view from_dispatcher, sertx::effect_state now);
 /// void on_effect_reconciled(std::string_view key, sertx::reconciliation::outcome_kind found);

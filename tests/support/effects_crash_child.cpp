@@ -44,6 +44,12 @@ std::string_view name(sertx::detail::dispatch_point p) {
             return "claiming";
         case dispatch_point::started:
             return "started";
+        case dispatch_point::marking:
+            return "marking";
+        case dispatch_point::calling:
+            return "calling";
+        case dispatch_point::rescuing:
+            return "rescuing";
         case dispatch_point::returned:
             return "returned";
         case dispatch_point::settling:

@@ -9,6 +9,9 @@
 // written with O_APPEND and fsynced before the operation goes on, so that
 // it survives the SIGKILL of the process that wrote it:
 //
+//   mark  <key> <dispatcher> <µs>                    about to commit the call-began mark (the
+//                                                    journal's dispatch_point::marking, before that
+//                                                    COMMIT: so every committed mark has its line)
 //   enter <key> <dispatcher> <µs since the epoch>   the operation was called (the request leaves)
 //   call  <key> <dispatcher> <µs>                    the outside system carried it out
 //
@@ -124,6 +127,15 @@ struct pay {
     }
 };
 
+/// Writes the `mark` line inside the mark's transaction, before its COMMIT.
+/// Not fsynced: the kernel keeps it through SIGKILL, and it only needs to be
+/// there when the test reads the ledger.
+struct ledger_probe {
+    static void at(sertx::detail::dispatch_point p, std::string_view key) {
+        if (p == sertx::detail::dispatch_point::marking) append(ledger, "mark", key, {}, false);
+    }
+};
+
 struct refresh {
     using effect = sertx::idempotent;
     static constexpr std::string_view name = "churn_refresh";
@@ -132,7 +144,8 @@ struct refresh {
 
 template <class Db>
 int dispatch_until_sigterm(Db db, std::chrono::milliseconds lease) {
-    sertx::effects journal(db, dispatcher, {.lease = lease, .poll = std::chrono::milliseconds(200), .max_attempts = 10});
+    sertx::effects<Db, ledger_probe> journal(db, dispatcher,
+                                             {.lease = lease, .poll = std::chrono::milliseconds(200), .max_attempts = 10});
     std::stop_source stop;
     sertx::run_report paid, refreshed;
     std::jthread payer([&] { paid = journal.run(pay{}, stop.get_token(), event_log{}); });

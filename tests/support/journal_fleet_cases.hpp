@@ -126,14 +126,23 @@ struct signalled_idempotent {
 };
 
 /// An at-most-once operation that can tell whether a call happened, from its
-/// payload's prefix: happened-, not-, unknown-, throws-.
+/// payload's prefix: happened-, not-, unknown-, throws-. The call for
+/// `block_key` waits for `release` once it has begun (a request in flight of
+/// a paused process).
 struct reconciled_pay {
     using effect = sertx::at_most_once;
     static constexpr std::string_view name = "reconciled_pay";
     call_log* log;
     call_log* asked;
+    std::string block_key{};
+    gate* release = nullptr;
+    gate* entered = nullptr;
     std::string operator()(const std::string& payload) const {
         log->add(payload);
+        if (payload == block_key && release) {
+            entered->open();
+            release->wait();
+        }
         return "paid:" + payload;
     }
     sertx::reconciliation reconcile(const std::string& payload) const {
@@ -160,11 +169,15 @@ struct event_counts {
     void on_journal_error(std::string_view, std::chrono::microseconds) { ++errors; }
 };
 
-/// A dispatcher stopped (as by a crash) just after its claim committed.
+/// A dispatcher stopped (as by a crash) just after its claim committed,
+/// before its call-began mark.
 using dies_after_claim = stop_at<sertx::detail::dispatch_point::started>;
+/// A dispatcher stopped just after its at-most-once call-began mark
+/// committed, before the call: nobody can know that it did not call.
+using dies_after_mark = stop_at<sertx::detail::dispatch_point::calling>;
 
-/// A dispatcher paused (as by SIGSTOP) just after its claim committed, until
-/// the test resumes it.
+/// A dispatcher paused (as by SIGSTOP) just after its claim committed, before
+/// its call-began mark, until the test resumes it.
 struct pause_after_claim {
     static inline gate* paused = nullptr;
     static inline gate* resume = nullptr;
@@ -175,8 +188,29 @@ struct pause_after_claim {
     }
 };
 
-template <class Db>
-sertx::effect_record record_of(sertx::effects<Db>& journal, const std::string& key) {
+/// A claimer and a rescuer interleaved as a slow (not paused) claimer can
+/// be: the claimer stops after its claim; the rescuer, having read the
+/// expired claim as not begun, lets the claimer go on and waits until it has
+/// committed its mark and entered the call, before writing its rescue.
+struct mark_races_rescue {
+    static inline gate* claimed = nullptr;   // the claimer waits here ...
+    static inline gate* go_on = nullptr;     // ... until the rescuer opens this
+    static inline gate* entered = nullptr;   // the claimer's call has begun
+    static inline std::atomic<int> rescues{0};
+    static void at(sertx::detail::dispatch_point p, std::string_view) {
+        if (!go_on) return;
+        if (p == sertx::detail::dispatch_point::started) {
+            claimed->open();
+            go_on->wait();
+        } else if (p == sertx::detail::dispatch_point::rescuing && rescues.fetch_add(1) == 0) {
+            go_on->open();
+            entered->wait();
+        }
+    }
+};
+
+template <class Db, class Probe>
+sertx::effect_record record_of(sertx::effects<Db, Probe>& journal, const std::string& key) {
     const std::optional<sertx::effect_record> r = journal.find(key);
     REQUIRE(r.has_value());
     return *r;
@@ -439,6 +473,8 @@ void expired_lease_is_rescued_and_late_outcome_fenced(Db& db) {
         CHECK(r.result == "sent:refresh-1");  // the rescuer's, not the late one's
         CHECK(r.dispatcher == "pod-rescuer");
         CHECK(r.attempts == 2);
+        CHECK(r.effect == "idempotent");  // stored with its own tag, not read_only
+        CHECK_FALSE(r.call_began.has_value());  // idempotent calls are not marked
         CHECK(log.calls("refresh-1") == 2);
     }
     {
@@ -460,6 +496,8 @@ void expired_lease_is_rescued_and_late_outcome_fenced(Db& db) {
         const sertx::effect_record r = record_of(rescuer, "pay-1");
         CHECK(r.state == sertx::effect_state::in_doubt);  // the late "done" did not overwrite it
         CHECK(r.error.find("pod-paused") != std::string::npos);
+        CHECK(r.effect == "at_most_once");
+        CHECK(r.call_began.has_value());  // marked before the call
         CHECK(log.calls("pay-1") == 1);
     }
 }
@@ -471,9 +509,7 @@ void a_long_call_keeps_its_lease(Db& db) {
     sertx::install(db);
     call_log log;
     gate release, entered;
-    // A lease short enough to end several times during the call, long
-    // enough that the claim is not too old to call (half the lease) on a
-    // slow machine.
+    // A lease short enough to end several times during the call.
     sertx::effects slow(db, "pod-slow", {.lease = 1s, .poll = 30s});
     sertx::effects rescuer(db, "pod-rescuer", {.lease = 1s, .poll = 30s});
     schedule_all<signalled>(db, slow, {"long"});
@@ -497,8 +533,11 @@ void a_long_call_keeps_its_lease(Db& db) {
     CHECK(log.calls("long") == 1);
 }
 
-/// A dispatcher paused between its claim and its call, rescued meanwhile,
-/// then woken, does not call: its claim is too old.
+/// A dispatcher paused between its claim and its call-began mark, rescued
+/// meanwhile, then woken, does not call: the rescue knew from the missing
+/// mark that the call had not begun, put it back to pending without asking
+/// reconcile(), and the rescuer called it; the woken claimer's mark is
+/// fenced, so it gives up uncalled.
 template <class Db>
 void paused_before_the_call_does_not_call(Db& db) {
     sertx::install(db);
@@ -506,35 +545,125 @@ void paused_before_the_call_does_not_call(Db& db) {
     gate paused, resume;
     pause_after_claim::paused = &paused;
     pause_after_claim::resume = &resume;
-    sertx::effects<Db, pause_after_claim> sleeper(db, "pod-stopped", {.lease = 200ms, .poll = 30s});
-    sertx::effects rescuer(db, "pod-rescuer", {.lease = 200ms, .poll = 30s});
+    sertx::effects<Db, pause_after_claim> sleeper(db, "pod-stopped", {.lease = 60s, .poll = 30s});
+    sertx::effects rescuer(db, "pod-rescuer", {.lease = 60s, .poll = 30s});
     schedule_all<reconciled_pay>(db, rescuer, {"not-1"});
     std::future<sertx::dispatch_report> stopped =
         std::async(std::launch::async, [&] { return sleeper.dispatch(reconciled_pay{&log, &asked}, 1); });
     REQUIRE(paused.wait_for(soon));
+    expire_lease(db, "not-1");  // as if pod-stopped had been stopped for longer than its lease
     {
-        // After lease + grace, the rescuer reconciles (not happened), claims
-        // and calls it itself.
-        runner run(rescuer, reconciled_pay{&log, &asked});
+        event_counts events;
+        runner run(rescuer, reconciled_pay{&log, &asked}, &events);
         REQUIRE(wait_until([&] { return log.calls("not-1") == 1; }, soon));
         REQUIRE(wait_until([&] { return record_of(rescuer, "not-1").state == sertx::effect_state::done; }, soon));
-        CHECK(run.stop().reconciled == 1);
+        const sertx::run_report report = run.stop();
+        CHECK(report.rescued == 1);
+        CHECK(report.reconciled == 0);
+        CHECK(events.reconciled == 0);
     }
-    resume.open();  // pod-stopped wakes up: half its lease is long gone
+    resume.open();  // pod-stopped wakes up: its mark matches no row
     const sertx::dispatch_report woken = stopped.get();
     pause_after_claim::resume = nullptr;
     CHECK(woken.abandoned == 1);
     CHECK(log.calls("not-1") == 1);
-    CHECK(asked.calls("not-1") == 1);
+    CHECK(asked.calls("not-1") == 0);  // the missing mark said it all
     const sertx::effect_record r = record_of(rescuer, "not-1");
     CHECK(r.state == sertx::effect_state::done);
     CHECK(r.dispatcher == "pod-rescuer");
+    CHECK(r.result == "paid:not-1");
+    CHECK(r.attempts == 2);
 }
 
-/// Reconciliation of claims left by a dead dispatcher: happened → done with
-/// reconcile's result (noted as reconciled), not_happened → pending and
-/// called again, unknown (or a reconcile that throws) → in_doubt; by run()'s
-/// rescue and by recover(op).
+/// A rescue that read a claim as not begun, written after the claimer (slow,
+/// not dead) committed its mark: the rescue is refused (its write is fenced
+/// on the call_began it read), so the intent is not put back to pending and
+/// called a second time; the claimer's call is recorded.
+template <class Db>
+void a_mark_committed_after_the_rescue_read_it_wins(Db& db) {
+    sertx::install(db);
+    call_log log, asked;
+    gate claimed, go_on, entered, release;
+    mark_races_rescue::claimed = &claimed;
+    mark_races_rescue::go_on = &go_on;
+    mark_races_rescue::entered = &entered;
+    mark_races_rescue::rescues = 0;
+    sertx::effects<Db, mark_races_rescue> slow(db, "pod-slow", {.lease = 60s, .poll = 30s});
+    sertx::effects<Db, mark_races_rescue> rescuer(db, "pod-rescuer", {.lease = 60s, .poll = 30s});
+    schedule_all<reconciled_pay>(db, rescuer, {"not-raced"});
+    std::future<sertx::dispatch_report> call = std::async(std::launch::async, [&] {
+        return slow.dispatch(reconciled_pay{&log, &asked, "not-raced", &release, &entered}, 1);
+    });
+    REQUIRE(claimed.wait_for(soon));
+    expire_lease(db, "not-raced");
+    sertx::run_report report;
+    {
+        runner run(rescuer, reconciled_pay{&log, &asked});
+        REQUIRE(entered.wait_for(soon));  // the rescuer let the claimer mark and call
+        REQUIRE(wait_until([&] { return mark_races_rescue::rescues.load() >= 1; }, soon));
+        release.open();
+        CHECK(call.get().done == 1);
+        report = run.stop();
+    }
+    mark_races_rescue::go_on = nullptr;
+    CHECK(report.rescued == 0);
+    CHECK(report.claimed == 0);
+    CHECK(log.calls("not-raced") == 1);
+    CHECK(asked.calls("not-raced") == 0);
+    const sertx::effect_record r = record_of(rescuer, "not-raced");
+    CHECK(r.state == sertx::effect_state::done);
+    CHECK(r.dispatcher == "pod-slow");
+    CHECK(r.attempts == 1);
+}
+
+/// A dispatcher paused after its call-began mark, inside the call (the
+/// request on its way, as SIGSTOP can leave it), rescued meanwhile by a
+/// dispatcher whose reconcile() answers not_happened (the outside system has
+/// not seen the request yet): in doubt, never called a second time; the
+/// paused call, released, lands once, and its outcome is fenced.
+template <class Db>
+void paused_inside_the_call_is_in_doubt_not_called_again(Db& db) {
+    sertx::install(db);
+    call_log log, asked;
+    gate release, entered;
+    sertx::effects slow(db, "pod-paused", {.lease = 60s, .poll = 30s});
+    sertx::effects rescuer(db, "pod-rescuer", {.lease = 60s, .poll = 30s});
+    schedule_all<reconciled_pay>(db, rescuer, {"not-paused"});
+    std::future<sertx::dispatch_report> paused = std::async(std::launch::async, [&] {
+        return slow.dispatch(reconciled_pay{&log, &asked, "not-paused", &release, &entered}, 1);
+    });
+    REQUIRE(entered.wait_for(soon));
+    expire_lease(db, "not-paused");  // as if pod-paused had been stopped for longer than its lease
+    {
+        event_counts events;
+        runner run(rescuer, reconciled_pay{&log, &asked}, &events);
+        REQUIRE(wait_until([&] { return record_of(rescuer, "not-paused").state == sertx::effect_state::in_doubt; },
+                           soon));
+        const sertx::run_report report = run.stop();
+        CHECK(report.rescued == 1);
+        CHECK(report.reconciled == 0);  // not_happened settled nothing
+        CHECK(report.claimed == 0);
+        CHECK(events.reconciled == 1);  // it was asked
+        CHECK(events.in_doubt == 1);
+    }
+    CHECK(asked.calls("not-paused") == 1);
+    release.open();  // the paused request lands; its outcome is fenced
+    CHECK(paused.get().fenced == 1);
+    CHECK(log.calls("not-paused") == 1);
+    const sertx::effect_record r = record_of(rescuer, "not-paused");
+    CHECK(r.state == sertx::effect_state::in_doubt);
+    CHECK(r.attempts == 1);
+    CHECK(r.error.find("began the call") != std::string::npos);
+    CHECK(r.error.find("may still be calling") != std::string::npos);
+}
+
+/// Reconciliation of claims left by a dead dispatcher after their call began
+/// (the mark committed): happened → done with reconcile's result (noted as
+/// reconciled); unknown (or a reconcile that throws) → in_doubt;
+/// not_happened → pending and called again by recover(op), whose claimer
+/// (this name's previous incarnation) is gone, but in_doubt by run()'s
+/// rescue, whose claimer may only be paused with its request in flight.
+/// Claims left before the mark go back to pending without asking, both ways.
 template <class Db>
 void reconciliation_settles_where_it_can(Db& db) {
     sertx::install(db);
@@ -543,27 +672,35 @@ void reconciliation_settles_where_it_can(Db& db) {
         INFO((by_recover ? "recover(op)" : "run(op) rescuing an expired lease"));
         call_log log, asked;
         exec(db, "delete from sertx_effect");
-        sertx::effects<Db, dies_after_claim> dying(db, "pod-dead", {.lease = 30s, .poll = 30s});
+        sertx::effects<Db, dies_after_mark> dying(db, "pod-dead", {.lease = 30s, .poll = 30s});
+        sertx::effects<Db, dies_after_claim> dying_early(db, "pod-dead", {.lease = 30s, .poll = 30s});
         sertx::effects journal(db, by_recover ? "pod-dead" : "pod-live", {.lease = 30s, .poll = 30s});
         schedule_all<reconciled_pay>(db, journal, keys);
         for (std::size_t i = 0; i < keys.size(); ++i)
             CHECK_THROWS_AS(dying.dispatch(reconciled_pay{&log, &asked}, 1), dispatcher_stopped);
-        CHECK(journal.stats().started == keys.size());
+        // One more, left before its mark: the call cannot have begun.
+        schedule_all<reconciled_pay>(db, journal, {"not-early"});
+        CHECK_THROWS_AS(dying_early.dispatch(reconciled_pay{&log, &asked}, 1), dispatcher_stopped);
+        CHECK(journal.stats().started == keys.size() + 1);
+        CHECK(record_of(journal, "not-1").call_began.has_value());
+        CHECK_FALSE(record_of(journal, "not-early").call_began.has_value());
         if (by_recover) {
             const sertx::recover_report r = journal.recover(reconciled_pay{&log, &asked});
             CHECK(r.reconciled == 2);
             CHECK(r.in_doubt == 2);
-            CHECK(journal.dispatch(reconciled_pay{&log, &asked}, 10).done == 1);  // not-1, called now
+            CHECK(r.requeued == 1);  // not-early
+            CHECK(journal.dispatch(reconciled_pay{&log, &asked}, 10).done == 2);  // not-1 and not-early, called now
         } else {
             for (const auto& k : keys) expire_lease(db, k);
+            expire_lease(db, "not-early");
             event_counts events;
             runner run(journal, reconciled_pay{&log, &asked}, &events);
-            REQUIRE(wait_until([&] { return log.calls("not-1") == 1; }, soon));
+            REQUIRE(wait_until([&] { return log.calls("not-early") == 1; }, soon));
             REQUIRE(wait_until([&] { return journal.stats().started == 0 && journal.stats().pending == 0; }, soon));
             const sertx::run_report report = run.stop();
-            CHECK(report.rescued == 4);
-            CHECK(report.reconciled == 2);
-            CHECK(events.reconciled == 4);  // all four were asked
+            CHECK(report.rescued == 5);
+            CHECK(report.reconciled == 1);  // happened-1
+            CHECK(events.reconciled == 4);  // the four marked ones were asked
         }
         const sertx::effect_record happened = record_of(journal, "happened-1");
         CHECK(happened.state == sertx::effect_state::done);
@@ -571,24 +708,38 @@ void reconciliation_settles_where_it_can(Db& db) {
         CHECK(happened.resolved_by == "reconciled");
         CHECK(happened.note.find("reconciled") != std::string::npos);
         const sertx::effect_record again = record_of(journal, "not-1");
-        CHECK(again.state == sertx::effect_state::done);
-        CHECK(again.result == "paid:not-1");
+        if (by_recover) {
+            CHECK(again.state == sertx::effect_state::done);
+            CHECK(again.result == "paid:not-1");
+        } else {
+            CHECK(again.state == sertx::effect_state::in_doubt);
+            CHECK(again.error.find("may still be calling") != std::string::npos);
+        }
+        const sertx::effect_record early = record_of(journal, "not-early");
+        CHECK(early.state == sertx::effect_state::done);
+        CHECK(early.note.find("before its call") != std::string::npos);
         CHECK(record_of(journal, "unknown-1").state == sertx::effect_state::in_doubt);
         const sertx::effect_record threw = record_of(journal, "throws-1");
         CHECK(threw.state == sertx::effect_state::in_doubt);
         CHECK(threw.error.find("status API is down") != std::string::npos);
         // Never called by the dead dispatcher (it died before), called once
-        // only where reconcile said it had not happened.
+        // only where reconcile said it had not happened to recover(op), and
+        // where no mark said the call had begun.
         CHECK(log.calls("happened-1") == 0);
-        CHECK(log.calls("not-1") == 1);
+        CHECK(log.calls("not-1") == (by_recover ? 1 : 0));
         CHECK(log.calls("unknown-1") == 0);
+        CHECK(log.calls("not-early") == 1);
         for (const auto& k : keys) CHECK(asked.calls(k) == 1);
-        CHECK(journal.in_doubt(10).size() == 2);
+        CHECK(asked.calls("not-early") == 0);
+        CHECK(journal.in_doubt(10).size() == (by_recover ? 2 : 3));
     }
 }
 
 /// install() upgrades a journal made before leases: columns added, the state
-/// CHECK widened to `dead`, every row kept with its meaning.
+/// CHECK widened to `dead`, every row kept with its meaning. And one made
+/// with leases but before the call-began mark: the column added, every row
+/// "not known" (-1), so that a claim the older sertx held is never taken as
+/// uncalled: rescued, it is reconciled, and a not_happened puts it in doubt.
 template <class Db>
 void install_upgrades_an_old_journal(Db& db) {
     exec(db,
@@ -632,6 +783,47 @@ void install_upgrades_an_old_journal(Db& db) {
     journal.requeue("new-dead", "upgrade test", "alice");
     CHECK(journal.dispatch(signalled{&log}, 10).done == 1);
     CHECK(log.calls("new-dead") == 1);
+    CHECK(count(db, "select count(*) from sertx_effect where call_began = -1 and key = '" +
+                        sertx::detail::to_hex("old-started") + "'") == 1);
+
+    // A journal with leases, before the call-began mark (sertx of issue 14's
+    // first fleet): a claim of it whose lease ended, and a pending intent.
+    exec(db, "drop table sertx_effect");
+    exec(db,
+         "create table sertx_effect (key text primary key, operation text not null, effect text not null check "
+         "(effect in ('at_most_once', 'idempotent', 'read_only')), payload text not null, state text not null check "
+         "(state in ('pending', 'started', 'done', 'failed', 'in_doubt', 'dead')), result text not null default '', "
+         "error text not null default '', attempts integer not null default 0, dispatcher text not null default '', "
+         "scheduled_at bigint not null, started_at bigint not null default 0, settled_at bigint not null default 0, "
+         "resolved_by text not null default '', note text not null default '', lease_until bigint not null default "
+         "0, not_before bigint not null default 0, retries integer not null default 0)");
+    exec(db, "create index sertx_effect_queue on sertx_effect (operation, state, scheduled_at)");
+    auto leased_row = [&](const std::string& key, const std::string& state) {
+        exec(db, "insert into sertx_effect (key, operation, effect, payload, state, attempts, dispatcher, "
+                 "scheduled_at, lease_until) values ('" +
+                     sertx::detail::to_hex(key) + "', 'reconciled_pay', 'at_most_once', '" +
+                     sertx::detail::to_hex(key) + "', '" + state + "', " + (state == "pending" ? "0" : "1") +
+                     ", 'pod-old', 1, " + (state == "pending" ? "0" : "1") + ")");
+    };
+    leased_row("not-leased-started", "started");
+    leased_row("not-leased-pending", "pending");
+    sertx::install(db);
+    sertx::install(db);
+    CHECK(count(db, "select count(*) from sertx_effect where call_began = -1") == 2);
+    call_log asked;
+    sertx::effects rescuer(db, "pod-new", {.lease = 30s, .poll = 30s});
+    {
+        runner run(rescuer, reconciled_pay{&log, &asked});
+        REQUIRE(wait_until([&] { return log.calls("not-leased-pending") == 1; }, soon));
+        REQUIRE(wait_until(
+            [&] { return record_of(rescuer, "not-leased-started").state == sertx::effect_state::in_doubt; }, soon));
+        CHECK(run.stop().rescued == 1);
+    }
+    CHECK(asked.calls("not-leased-started") == 1);
+    CHECK(log.calls("not-leased-started") == 0);
+    const sertx::effect_record marked = record_of(rescuer, "not-leased-pending");
+    CHECK(marked.state == sertx::effect_state::done);
+    CHECK(marked.call_began.has_value());  // claimed and marked by this sertx
 }
 
 /// stats(): the counts of each unsettled state and the oldest pending age.
@@ -774,6 +966,18 @@ void run_survives_database_failures(Db& db) {
         SERTX_REQUIRE_BACKEND(TestType);                                                                               \
         TestType fixture;                                                                                              \
         ::sertx::test::fleet::paused_before_the_call_does_not_call(fixture.db);                                        \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("journal: a call-began mark committed after a rescue read the claim wins over the rescue",   \
+                       backend_tag "[journal][concurrency]", Fixture) {                                                \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::fleet::a_mark_committed_after_the_rescue_read_it_wins(fixture.db);                              \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("journal: a dispatcher paused inside its call, rescued, is in doubt and never called twice", \
+                       backend_tag "[journal][concurrency]", Fixture) {                                                \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::fleet::paused_inside_the_call_is_in_doubt_not_called_again(fixture.db);                         \
     }                                                                                                                  \
     TEMPLATE_TEST_CASE("journal: reconcile settles a dead dispatcher's claims: happened, not_happened, unknown",     \
                        backend_tag "[journal][concurrency]", Fixture) {                                                \

@@ -142,6 +142,13 @@ struct dialect {
         "select count(*) from information_schema.columns where table_schema = current_schema() and "
         "table_name = 'sertx_effect' and column_name = 'lease_until'";
     static constexpr bool rebuild_to_widen_check = false;
+    /// A journal made with leases but before the call-began mark gains its
+    /// column (every existing row "not known": -1).
+    static constexpr const char* effect_has_call_mark =
+        "select count(*) from information_schema.columns where table_schema = current_schema() and "
+        "table_name = 'sertx_effect' and column_name = 'call_began'";
+    static constexpr const char* add_call_mark_column =
+        "alter table sertx_effect add column if not exists call_began bigint not null default -1";
     /// The scheduling INSERT also sends NOTIFY on channel sertx_effect
     /// (payload: the operation's name), for the listeners of
     /// soci/detail/postgresql/effect_listener.hpp.

@@ -83,6 +83,13 @@ struct dialect {
     static constexpr const char* effect_has_leases =
         "select count(*) from pragma_table_info('sertx_effect') where name = 'lease_until'";
     static constexpr bool rebuild_to_widen_check = true;
+    /// A journal made with leases but before the call-began mark gains its
+    /// column (every existing row "not known": -1); no CHECK changes, so
+    /// ADD COLUMN serves.
+    static constexpr const char* effect_has_call_mark =
+        "select count(*) from pragma_table_info('sertx_effect') where name = 'call_began'";
+    static constexpr const char* add_call_mark_column =
+        "alter table sertx_effect add column call_began bigint not null default -1";
     /// No other process can be told; dispatchers poll (and those in the
     /// scheduling process are woken by the in-process signal).
     static constexpr bool notify_on_schedule = false;

@@ -101,12 +101,17 @@ public:
                " note text not null default '',"
                " lease_until bigint not null default 0,"  // started: the claim's lease (0: claimed without one)
                " not_before bigint not null default 0,"   // pending: not claimed before this time
-               " retries integer not null default 0)";    // calls that ended retry_later
+               " retries integer not null default 0,"     // calls that ended retry_later
+               // The claim's call: 0 not begun (set by each claim), else when it
+               // began (mark_call_began); -1 not known (see release_effect).
+               " call_began bigint not null default -1)";
     }
 
     /// A journal made by a sertx from before leases (issue 14) gains the
-    /// columns of leases, retries and not_before, and its state CHECK the
-    /// state `dead`, in the install's transaction: whole or not at all.
+    /// columns of leases, retries, not_before and call_began, and its state
+    /// CHECK the state `dead`, in the install's transaction: whole or not at
+    /// all; one made with leases but before the call-began mark gains
+    /// call_began alone (an ADD COLUMN in both dialects).
     /// PostgreSQL alters the table in place; SQLite cannot change a CHECK, so
     /// the table is rebuilt and its rows copied (SQLite's documented way,
     /// "Making Other Kinds Of Table Schema Changes"). Either way the stored
@@ -130,12 +135,20 @@ public:
                 self().execute((std::string("alter table sertx_effect add column if not exists lease_until bigint "
                                             "not null default 0, add column if not exists not_before bigint not "
                                             "null default 0, add column if not exists retries integer not null "
-                                            "default 0;") +
+                                            "default 0, add column if not exists call_began bigint not null "
+                                            "default -1;") +
                                 "alter table sertx_effect drop constraint if exists sertx_effect_state_check;"
                                 "alter table sertx_effect add constraint sertx_effect_state_check check (state in (" +
                                 quoted_list(effect_state_names) + "))")
                                    .c_str());
             }
+        } else {
+            // Every row gets -1, "not known": a claim still held by the
+            // older sertx may have begun its call, so its rescue must not
+            // take it as uncalled.
+            int has_mark = 0;
+            self().session() << Connection::dialect::effect_has_call_mark, ::soci::into(has_mark);
+            if (has_mark == 0) self().execute(Connection::dialect::add_call_mark_column);
         }
         self().execute("create index if not exists sertx_effect_due on sertx_effect (operation, state, not_before)");
     }
@@ -218,8 +231,12 @@ public:
             ::soci::use(now));
         if (!pick.execute(true)) return std::nullopt;
         long long until = now + lease;
+        // call_began = 0: this claim vouches that its call has not begun
+        // (mark_call_began); a claim by a sertx that does not mark leaves
+        // the column as it found it, never 0 (see release_effect).
         if (changed(once("update sertx_effect set state = 'started', attempts = attempts + 1, "
-                         "dispatcher = :d, started_at = :t, lease_until = :l where key = :k and state = 'pending'",
+                         "dispatcher = :d, started_at = :t, lease_until = :l, call_began = 0 where key = :k and "
+                         "state = 'pending'",
                          ::soci::use(d), ::soci::use(now), ::soci::use(until), ::soci::use(key))) != 1)
             throw database_error(failure::serialization, "",
                                  "sertx: another dispatcher claimed the same intent first.");  // re-run: pick again
@@ -238,16 +255,29 @@ public:
                             ::soci::use(until), ::soci::use(k), ::soci::use(a))) == 1;
     }
 
+    /// The claim fenced by `attempts` is about to call its at-most-once
+    /// operation: records when (`call_began`), with a fresh lease of `lease`
+    /// microseconds; false when that claim was rescued meanwhile, and then
+    /// the call must not be made. Committed before the call, so that a
+    /// rescuer knows whether the call may have begun.
+    bool mark_call_began(std::string_view key, unsigned attempts, std::int64_t lease) {
+        std::string k = to_hex(key);
+        int a = static_cast<int>(attempts);
+        long long now = unix_micros_now(), until = now + lease;
+        return changed(once("update sertx_effect set call_began = :t, lease_until = :l where key = :k and "
+                            "attempts = :a and state = 'started'",
+                            ::soci::use(now), ::soci::use(until), ::soci::use(k), ::soci::use(a))) == 1;
+    }
+
     /// The earliest time something of `operation` needs a dispatcher: a
-    /// pending intent falls due, or a lease runs out (an at-most-once one
-    /// `grace` microseconds later); 0 when nothing is waiting.
-    std::int64_t next_effect_due(std::string_view operation, std::int64_t grace) {
+    /// pending intent falls due, or a lease runs out; 0 when nothing is
+    /// waiting.
+    std::int64_t next_effect_due(std::string_view operation) {
         std::string o(operation);
-        long long g = grace, due = 0;
-        once("select coalesce(min(case when state = 'pending' then not_before when effect = 'at_most_once' then "
-             "lease_until + :g else lease_until end), 0) from sertx_effect where operation = :o and (state = "
-             "'pending' or (state = 'started' and lease_until > 0))",
-             ::soci::into(due), ::soci::use(g), ::soci::use(o))
+        long long due = 0;
+        once("select coalesce(min(case when state = 'pending' then not_before else lease_until end), 0) from "
+             "sertx_effect where operation = :o and (state = 'pending' or (state = 'started' and lease_until > 0))",
+             ::soci::into(due), ::soci::use(o))
             .execute(true);
         return due;
     }
@@ -280,12 +310,16 @@ public:
                             ::soci::use(a))) == 1;
     }
 
-    /// The claim fenced by `attempts` goes back to pending uncalled.
+    /// The claim fenced by `attempts` goes back to pending uncalled. Its
+    /// call_began of 0 becomes -1 ("not known"), as every row's that no
+    /// claim holds: 0 must only ever mean "this claim has not called", and a
+    /// dispatcher of an older sertx that claims the row next writes nothing
+    /// there.
     bool release_effect(std::string_view key, unsigned attempts) {
         std::string k = to_hex(key);
         int a = static_cast<int>(attempts);
-        return changed(once("update sertx_effect set state = 'pending', lease_until = 0 where key = :k and "
-                            "attempts = :a and state = 'started'",
+        return changed(once("update sertx_effect set state = 'pending', lease_until = 0, call_began = -1 where "
+                            "key = :k and attempts = :a and state = 'started'",
                             ::soci::use(k), ::soci::use(a))) == 1;
     }
 
@@ -295,27 +329,29 @@ public:
     std::vector<expired_claim> expired_effects(std::string_view operation, std::string_view dispatcher,
                                                std::int64_t before, std::size_t limit) {
         std::string o(operation), d(dispatcher), key, payload, effect, holder;
-        long long t = before, n = static_cast<long long>(limit), until = 0;
+        long long t = before, n = static_cast<long long>(limit), until = 0, began = -1;
         int attempts = 0;
         std::vector<expired_claim> out;
         auto collect = [&](::soci::statement st) {
             if (!st.execute(true)) return;
             do
                 out.push_back({column_bytes(key, "key"), column_bytes(payload, "payload"), effect, holder,
-                               static_cast<unsigned>(attempts), until});
+                               static_cast<unsigned>(attempts), until, began});
             while (st.fetch());
         };
-        const std::string sql = std::string("select key, payload, effect, dispatcher, attempts, lease_until from "
-                                            "sertx_effect where operation = :o and state = 'started' and ") +
+        const std::string sql = std::string("select key, payload, effect, dispatcher, attempts, lease_until, "
+                                            "call_began from sertx_effect where operation = :o and state = 'started' and ") +
                                 (d.empty() ? "lease_until > 0 and lease_until < :t" : "dispatcher = :d") +
                                 " order by lease_until, key limit :n";
         if (d.empty())
             collect(once(sql, ::soci::into(key), ::soci::into(payload), ::soci::into(effect), ::soci::into(holder),
-                         ::soci::into(attempts), ::soci::into(until), ::soci::use(o), ::soci::use(t),
+                         ::soci::into(attempts), ::soci::into(until), ::soci::into(began), ::soci::use(o),
+                         ::soci::use(t),
                          ::soci::use(n)));
         else
             collect(once(sql, ::soci::into(key), ::soci::into(payload), ::soci::into(effect), ::soci::into(holder),
-                         ::soci::into(attempts), ::soci::into(until), ::soci::use(o), ::soci::use(d),
+                         ::soci::into(attempts), ::soci::into(until), ::soci::into(began), ::soci::use(o),
+                         ::soci::use(d),
                          ::soci::use(n)));
         return out;
     }
@@ -323,18 +359,24 @@ public:
     /// Settles a started intent taken back from the claim fenced by
     /// `attempts` (a rescue, or recover(op)): `state` with `result` and
     /// `why`, noted and signed; false when that claim is no longer the
-    /// intent's (another dispatcher rescued or settled it first).
-    bool rescue_effect(std::string_view key, unsigned attempts, effect_state state, std::string_view result,
-                       std::string_view why, std::string_view note, std::string_view by) {
+    /// intent's (another dispatcher rescued or settled it first), or when
+    /// its call_began is no longer `call_began`, the value the rescuer
+    /// decided on: a claimer slow but alive may commit its mark between the
+    /// rescuer's read and this write, and then its call must not be taken
+    /// as not begun. A call_began of 0 (only an uncalled claim's, which goes
+    /// back to pending) becomes -1, as in release_effect.
+    bool rescue_effect(std::string_view key, unsigned attempts, std::int64_t call_began, effect_state state,
+                       std::string_view result, std::string_view why, std::string_view note, std::string_view by) {
         std::string k = to_hex(key), s(to_string(state)), r = to_hex(result), e(why), n(note), b(by);
         int a = static_cast<int>(attempts);
-        long long now = unix_micros_now();
+        long long now = unix_micros_now(), began = call_began;
         long long settled = state == effect_state::pending ? 0 : now;
         return changed(once("update sertx_effect set state = :s, result = :r, error = :e, note = :n, "
-                            "resolved_by = :b, settled_at = :t, lease_until = 0 where key = :k and attempts = :a "
-                            "and state = 'started'",
+                            "resolved_by = :b, settled_at = :t, lease_until = 0, call_began = case when call_began "
+                            "= 0 then -1 else call_began end where key = :k and attempts = :a and state = 'started' and "
+                            "call_began = :c",
                             ::soci::use(s), ::soci::use(r), ::soci::use(e), ::soci::use(n), ::soci::use(b),
-                            ::soci::use(settled), ::soci::use(k), ::soci::use(a))) == 1;
+                            ::soci::use(settled), ::soci::use(k), ::soci::use(a), ::soci::use(began))) == 1;
     }
 
     /// A dead or failed intent back to pending, due now, with its retries
@@ -377,8 +419,8 @@ public:
                           "not have happened; recover() put it in doubt.";
         recover_report report;
         report.requeued =
-            changed(once("update sertx_effect set state = 'pending', lease_until = 0 where state = 'started' and "
-                         "dispatcher = :d and effect <> 'at_most_once'",
+            changed(once("update sertx_effect set state = 'pending', lease_until = 0, call_began = -1 where state "
+                         "= 'started' and dispatcher = :d and effect <> 'at_most_once'",
                          ::soci::use(d)));
         report.in_doubt =
             changed(once("update sertx_effect set state = 'in_doubt', error = :e, lease_until = 0 where state = "
@@ -439,7 +481,7 @@ private:
     struct effect_row {
         std::string key, operation, effect, payload, state, result, error, dispatcher, resolved_by, note;
         int attempts = 0, retries = 0;
-        long long scheduled_at = 0, started_at = 0, settled_at = 0, lease_until = 0, not_before = 0;
+        long long scheduled_at = 0, started_at = 0, settled_at = 0, lease_until = 0, not_before = 0, call_began = -1;
 
         static std::optional<std::chrono::system_clock::time_point> when(long long micros) {
             if (micros == 0) return std::nullopt;
@@ -465,6 +507,7 @@ private:
             r.retries = static_cast<unsigned>(retries);
             r.not_before = when(not_before);
             r.lease_until = when(lease_until);
+            r.call_began = call_began > 0 ? when(call_began) : std::nullopt;
             return r;
         }
         static effect_state parse_state(std::string_view s) {
@@ -479,14 +522,15 @@ private:
         effect_row row;
         ::soci::statement st = once(
             "select key, operation, effect, payload, state, result, error, attempts, dispatcher, scheduled_at, "
-            "started_at, settled_at, resolved_by, note, retries, not_before, lease_until from sertx_effect " +
+            "started_at, settled_at, resolved_by, note, retries, not_before, lease_until, call_began from "
+            "sertx_effect " +
                 where,
             ::soci::into(row.key), ::soci::into(row.operation), ::soci::into(row.effect), ::soci::into(row.payload),
             ::soci::into(row.state), ::soci::into(row.result), ::soci::into(row.error), ::soci::into(row.attempts),
             ::soci::into(row.dispatcher), ::soci::into(row.scheduled_at), ::soci::into(row.started_at),
             ::soci::into(row.settled_at), ::soci::into(row.resolved_by), ::soci::into(row.note),
             ::soci::into(row.retries), ::soci::into(row.not_before), ::soci::into(row.lease_until),
-            ::soci::use(params)...);
+            ::soci::into(row.call_began), ::soci::use(params)...);
         std::vector<effect_record> out;
         if (st.execute(true)) {
             do out.push_back(row.record());
