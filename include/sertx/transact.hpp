@@ -206,13 +206,9 @@ public:
     /// COMMIT it tells this call's commit from another call's. Its hex is
     /// written in place, so that a keyed call allocates nothing for it.
     void new_attempt() {
-        static constexpr char digits[] = "0123456789abcdef";
-        unsigned char bits[attempt_bytes];
+        char bits[attempt_bytes];
         os_random(bits, sizeof bits);
-        for (std::size_t i = 0; i < attempt_bytes; ++i) {
-            attempt_id_[2 * i] = digits[bits[i] >> 4];
-            attempt_id_[2 * i + 1] = digits[bits[i] & 0xf];
-        }
+        write_hex(attempt_id_, std::string_view(bits, sizeof bits));
     }
     std::string_view attempt_id() const noexcept { return {attempt_id_, sizeof attempt_id_}; }
 

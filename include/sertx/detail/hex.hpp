@@ -11,30 +11,53 @@
 
 namespace sertx::detail {
 
-inline std::string to_hex(std::string_view bytes) {
+/// Writes the 2 × bytes.size() hex digits of `bytes` at `out`: in place,
+/// for the callers on a transaction's path that keep their own buffers.
+inline char* write_hex(char* out, std::string_view bytes) noexcept {
     static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(bytes.size() * 2);
     for (const unsigned char c : bytes) {
-        out.push_back(digits[c >> 4]);
-        out.push_back(digits[c & 0xf]);
+        *out++ = digits[c >> 4];
+        *out++ = digits[c & 0xf];
     }
     return out;
 }
 
+/// Appends the hex of `bytes` to `out`, reusing its capacity.
+inline void append_hex(std::string& out, std::string_view bytes) {
+    const std::size_t at = out.size();
+    out.resize(at + bytes.size() * 2);
+    write_hex(out.data() + at, bytes);
+}
+
+inline std::string to_hex(std::string_view bytes) {
+    std::string out;
+    append_hex(out, bytes);
+    return out;
+}
+
+/// The value of one hex digit; -1 when `c` is none.
+constexpr int hex_nibble(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/// Whether `text` is hex digits of whole bytes, as `from_hex` accepts.
+constexpr bool is_hex(std::string_view text) noexcept {
+    if (text.size() % 2 != 0) return false;
+    for (const char c : text)
+        if (hex_nibble(c) < 0) return false;
+    return true;
+}
+
 /// The bytes `to_hex` encoded; empty when `hex` is not hex.
 inline std::optional<std::string> from_hex(std::string_view hex) {
-    const auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
     if (hex.size() % 2 != 0) return std::nullopt;
     std::string out;
     out.reserve(hex.size() / 2);
     for (std::size_t i = 0; i < hex.size(); i += 2) {
-        const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+        const int hi = hex_nibble(hex[i]), lo = hex_nibble(hex[i + 1]);
         if (hi < 0 || lo < 0) return std::nullopt;
         out.push_back(static_cast<char>(hi * 16 + lo));
     }

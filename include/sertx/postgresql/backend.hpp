@@ -174,20 +174,20 @@ struct dialect {
     /// not allocate its batch text anew each time.
     static void append_find_key(std::string& out, std::string_view key) {
         out.append("select attempt, request from sertx_commit_log where key = '");
-        append_hex(out, key);
+        sertx::detail::append_hex(out, key);
         out.push_back('\'');
     }
     static void append_record_key(std::string& out, std::string_view key, std::string_view attempt,
                                   std::string_view request, std::int64_t committed_at_unix_micros) {
-        if (!is_hex(attempt))
+        if (!sertx::detail::is_hex(attempt))
             throw error("sertx: an attempt id is hex digits; this one is not, so it is not written into SQL.");
         out.append("insert into sertx_commit_log (key, attempt, committed_at, request) values ('");
-        append_hex(out, key);
+        sertx::detail::append_hex(out, key);
         out.append("', '").append(attempt).append("', ");
         char digits[24];
         const auto end = std::to_chars(digits, digits + sizeof digits, committed_at_unix_micros).ptr;
         out.append(digits, static_cast<std::size_t>(end - digits)).append(", '");
-        append_hex(out, request);
+        sertx::detail::append_hex(out, request);
         out.append("')");
     }
     static std::string find_key(std::string_view key) {
@@ -200,23 +200,6 @@ struct dialect {
         std::string out;
         append_record_key(out, key, attempt, request, committed_at_unix_micros);
         return out;
-    }
-
-private:
-    /// What `sertx::detail::to_hex` writes, appended in place.
-    static void append_hex(std::string& out, std::string_view bytes) {
-        static constexpr char digits[] = "0123456789abcdef";
-        for (const unsigned char c : bytes) {
-            out.push_back(digits[c >> 4]);
-            out.push_back(digits[c & 0xf]);
-        }
-    }
-    /// Hex digits of whole bytes, as `sertx::detail::from_hex` accepts.
-    static bool is_hex(std::string_view text) noexcept {
-        if (text.size() % 2 != 0) return false;
-        for (const char c : text)
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
-        return true;
     }
 };
 

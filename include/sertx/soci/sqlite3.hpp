@@ -25,6 +25,7 @@
 ///   `options::busy_timeout` (tests/sqlite3/open_test.cpp shows it).
 
 #include <sertx/adapter.hpp>
+#include <sertx/detail/hex.hpp>
 #include <sertx/failure.hpp>
 #include <sertx/soci/common.hpp>
 #include <sertx/soci/detail/effect_statements.hpp>
@@ -308,12 +309,8 @@ private:
     /// Binds `bytes` as hex text, written into `buffer`, which the connection
     /// keeps (SQLITE_STATIC: no copy) and whose capacity it reuses.
     static void bind_hex(sqlite_api::sqlite3_stmt* s, int index, std::string& buffer, std::string_view bytes) {
-        static constexpr char digits[] = "0123456789abcdef";
         buffer.clear();
-        for (const unsigned char c : bytes) {
-            buffer.push_back(digits[c >> 4]);
-            buffer.push_back(digits[c & 0xf]);
-        }
+        sertx::detail::append_hex(buffer, bytes);
         sqlite_api::sqlite3_bind_text(s, index, buffer.data(), static_cast<int>(buffer.size()), SQLITE_STATIC);
     }
 
