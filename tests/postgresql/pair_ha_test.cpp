@@ -13,11 +13,9 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <string>
-#include <thread>
 
 namespace keyed_bank = sertx::test::keyed_bank;
 namespace failover_load = sertx::test::failover_load;
@@ -54,16 +52,7 @@ TEST_CASE("keyed transfers through a failover of a streaming pair: every acknowl
     keyed_bank::open(db, eight);
 
     failover_load::record seen;
-    std::atomic<bool> stop{false};
-    std::thread writers([&] { failover_load::run<patient>(db, eight, seen, stop); });
-    struct stop_writers {
-        std::atomic<bool>& stop;
-        std::thread& t;
-        ~stop_writers() {
-            stop = true;
-            if (t.joinable()) t.join();
-        }
-    } stopping{stop, writers};
+    failover_load::writers<patient, decltype(db)> writers(db, eight, seen);
 
     REQUIRE(wait_until([&] { return seen.commits() >= 300; }, 60s));
     const long long at = failover_load::unix_ms();
@@ -76,8 +65,7 @@ TEST_CASE("keyed transfers through a failover of a streaming pair: every acknowl
     REQUIRE(wait_until([&] { return (first = seen.first_commit_on(standby.port(), at)) >= 0; }, 60s));
     const std::size_t after = seen.commits();
     REQUIRE(wait_until([&] { return seen.commits() >= after + 300; }, 60s));
-    stop = true;
-    writers.join();
+    writers.stop();
 
     const auto v = keyed_bank::audit(db, eight, seen.final_answers);
     INFO(v.describe() << seen.final_answers.failure_sample());

@@ -15,13 +15,11 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace keyed_bank = sertx::test::keyed_bank;
@@ -50,16 +48,7 @@ TEST_CASE("keyed transfers through 3 failovers and 2 switchovers of a Patroni cl
     keyed_bank::open(db, eight);
 
     failover_load::record seen;
-    std::atomic<bool> stop{false};
-    std::thread writers([&] { failover_load::run<patient>(db, eight, seen, stop); });
-    struct stop_writers {
-        std::atomic<bool>& stop;
-        std::thread& t;
-        ~stop_writers() {
-            stop = true;
-            if (t.joinable()) t.join();
-        }
-    } stopping{stop, writers};
+    failover_load::writers<patient, decltype(db)> writers(db, eight, seen);
 
     const char* events[] = {"failover postmaster", "switchover", "failover patroni", "switchover",
                             "failover postmaster"};
@@ -108,8 +97,7 @@ TEST_CASE("keyed transfers through 3 failovers and 2 switchovers of a Patroni cl
                     event, old_leader.first.c_str(), now.first.c_str(), first - at);
     }
     cluster.wait_healthy(2);
-    stop = true;
-    writers.join();
+    writers.stop();
 
     const auto v = keyed_bank::audit(db, eight, seen.final_answers);
     if (!v.holds()) {

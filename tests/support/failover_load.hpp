@@ -143,4 +143,24 @@ void run(Db& db, const keyed_bank::workload& w, record& out, const std::atomic<b
     for (auto& t : threads) t.join();
 }
 
+/// `run` on a thread of its own, stopped and joined by `stop()` or, when a
+/// check fails first, by the destructor.
+template <class Policy, class Db>
+class writers {
+public:
+    writers(Db& db, const keyed_bank::workload& w, record& out)
+        : thread_([this, &db, &w, &out] { run<Policy>(db, w, out, stop_); }) {}
+    writers(const writers&) = delete;
+    writers& operator=(const writers&) = delete;
+    ~writers() { stop(); }
+    void stop() {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+
+private:
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
 }  // namespace sertx::test::failover_load
