@@ -179,8 +179,8 @@ concept journal_statements = requires(J& j, std::string_view s, effect_state st,
     { j.prune_effects(t) } -> std::convertible_to<std::size_t>;  // done or failed, settled before t
     // key, operation, effect, payload, not_before (unix µs, 0: now); false: existed
     { j.schedule_effect(s, s, s, s, t) } -> std::same_as<bool>;
-    // operation, dispatcher, lease (µs): the earliest due pending intent, now started
-    { j.claim_effect(s, s, t) } -> std::same_as<std::optional<claimed_effect>>;
+    // operation, dispatcher, lease (µs), limit: the earliest due pending intents, now started
+    { j.claim_effects(s, s, t, n) } -> std::same_as<std::vector<claimed_effect>>;
     { j.renew_effect(s, a, t) } -> std::same_as<bool>;          // key, claim's attempts (the fence), lease (µs)
     { j.settle_effect(s, a, st, s, s) } -> std::same_as<bool>;  // key, fence, state, result, error
     { j.retry_effect(s, a, st, t, s) } -> std::same_as<bool>;   // key, fence, pending|dead, not_before, error

@@ -100,6 +100,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -130,6 +131,11 @@ struct journal_options {
     /// max_retry.
     std::chrono::milliseconds first_retry{2'000};
     std::chrono::milliseconds max_retry{15 * 60'000};
+    /// The most intents one claim takes. A dispatcher claims as many as it
+    /// expects to call within 10 ms (by the calls it has timed), so quick
+    /// operations share one claim transaction while slow ones are claimed
+    /// one at a time, free meanwhile for the fleet's other dispatchers.
+    std::size_t batch = 32;
 };
 
 /// `schedule(tx, key, payload, {.not_before = when})`.
@@ -326,6 +332,7 @@ public:
         detail::check_size("dispatcher name", dispatcher_, effect_limits::max_name, false);
         if (options_.lease.count() <= 0 || options_.poll.count() <= 0)
             throw error("sertx: journal_options needs a lease and a poll of at least 1 ms.");
+        if (options_.batch == 0) throw error("sertx: journal_options needs a batch of at least 1 intent per claim.");
         if (options_.max_attempts == 0)
             throw error("sertx: journal_options needs max_attempts >= 1: the calls an intent may have before it "
                         "is dead.");
@@ -363,30 +370,31 @@ public:
     }
 
     /// Claims and runs at most `limit` pending intents of `Op`, oldest first,
-    /// one at a time: each is committed `started` before `op(payload)` is
-    /// called (outside any transaction), and `done` or `failed` after it.
+    /// one call at a time: each is committed `started` (in claims of up to
+    /// `journal_options::batch`) before `op(payload)` is called (outside any
+    /// transaction), and `done` or `failed` after it.
     /// Throws when the database fails; an intent caught between `started`
     /// and its outcome then stays `started` until `recover()`.
     template <class Op>
     dispatch_report dispatch(Op& op, std::size_t limit = 100) {
         check_callable<Op>();
-        dispatch_report report;
         detail::no_journal_observer none;
         detail::journal_events<detail::no_journal_observer> events{none};
-        run_report ignored;
-        while (report.claimed() < limit) {
-            const std::optional<ending> ended = dispatch_one(op, std::stop_token{}, ignored, events);
-            if (!ended) break;
-            switch (*ended) {
-                case ending::done: ++report.done; break;
-                case ending::in_doubt: ++report.in_doubt; break;
-                case ending::failed: ++report.failed; break;
-                case ending::retried: ++report.retried; break;
-                case ending::dead: ++report.dead; break;
-                case ending::fenced: ++report.fenced; break;
-                case ending::abandoned: ++report.abandoned; break;
-            }
+        run_report done;
+        held_claims held(*this);
+        claim_size size;
+        while (done.claimed < limit &&
+               dispatch_batch(op, std::stop_token{}, std::min(options_.batch, limit - done.claimed), done, events, held,
+                              size) > 0) {
         }
+        dispatch_report report;
+        report.done = done.done;
+        report.failed = done.failed;
+        report.in_doubt = done.in_doubt;
+        report.retried = done.retried;
+        report.dead = done.dead;
+        report.fenced = done.fenced;
+        report.abandoned = done.abandoned;
         return report;
     }
     /// The same, for an operation passed as a temporary.
@@ -416,6 +424,8 @@ public:
         std::jthread listener;
         if constexpr (effect_wakeups<Db>) listener = std::jthread([this, &heard](std::stop_token st) { listen(st, heard); });
         std::size_t listener_errors_seen = 0;
+        held_claims held(*this);
+        claim_size size;
         // Rescue looks for expired leases: at the start, whenever the run
         // wakes by its clock (a lease or an intent fell due, or the poll),
         // and at least every lease/3 while it is busy; a wake-up by a new
@@ -435,7 +445,8 @@ public:
                     rescue(op, report, events);
                     rescued_at = std::chrono::steady_clock::now();
                 }
-                while (!stop.stop_requested() && dispatch_one(op, stop, report, events)) {
+                while (!stop.stop_requested() &&
+                       dispatch_batch(op, stop, options_.batch, report, events, held, size) > 0) {
                     if (std::chrono::steady_clock::now() - rescued_at > options_.lease / 3) {
                         rescue(op, report, events);
                         rescued_at = std::chrono::steady_clock::now();
@@ -645,6 +656,87 @@ private:
         }
     }
 
+    template <class Tx>
+    static auto& journal_of(Tx& tx) {
+        return tx.connection(detail::internal_access{}).journal();
+    }
+
+    /// The claims one `run` (or `dispatch`) holds and has not settled: one
+    /// thread renews all their leases every lease/3, so that a long call, or
+    /// a claim waiting its turn in a batch, is not rescued from a live
+    /// dispatcher. A renewal that fails (the database down) is tried again at
+    /// the next period; a claim found fenced is dropped: its outcome will be
+    /// fenced too.
+    class held_claims {
+    public:
+        explicit held_claims(effects& journal)
+            : journal_(journal), renewer_([this](std::stop_token stop) { renew_until(stop); }) {}
+        void hold(const claimed_effect& claim) {
+            std::lock_guard lock(mutex_);
+            held_.emplace_back(claim.key, claim.attempts);
+        }
+        void let_go(const claimed_effect& claim) {
+            std::lock_guard lock(mutex_);
+            std::erase(held_, std::pair{claim.key, claim.attempts});
+        }
+        void clear() {
+            std::lock_guard lock(mutex_);
+            held_.clear();
+        }
+
+    private:
+        void renew_until(std::stop_token stop) {
+            const std::int64_t lease = detail::micros(journal_.options_.lease);
+            std::condition_variable_any never;
+            std::unique_lock lock(mutex_);
+            while (!never.wait_for(lock, stop, journal_.options_.lease / 3, [] { return false; }) &&
+                   !stop.stop_requested()) {
+                if (held_.empty()) continue;
+                const std::vector<std::pair<std::string, unsigned>> now = held_;
+                lock.unlock();
+                std::vector<std::pair<std::string, unsigned>> fenced;
+                try {
+                    fenced = transact<policy_type>(journal_.db_, [&](auto& tx) {
+                        std::vector<std::pair<std::string, unsigned>> lost;
+                        for (const auto& [key, attempts] : now)
+                            if (!journal_of(tx).renew_effect(key, attempts, lease)) lost.emplace_back(key, attempts);
+                        return lost;
+                    });
+                } catch (const std::exception&) {
+                    // the next period tries again; the leases still run
+                }
+                lock.lock();
+                for (const auto& claim : fenced) std::erase(held_, claim);
+            }
+        }
+
+        effects& journal_;
+        std::mutex mutex_;
+        std::vector<std::pair<std::string, unsigned>> held_;
+        std::jthread renewer_;  // last: stopped and joined before the members it uses go
+    };
+
+    /// How many intents the next claim takes: as many as this dispatcher is
+    /// expected to call within `window` by the calls it timed (at least one,
+    /// at most journal_options::batch), so that fast operations cost one
+    /// claim transaction per batch while slow ones are claimed one at a time
+    /// and stay free for the fleet's other dispatchers.
+    class claim_size {
+    public:
+        std::size_t next(std::size_t most) const {
+            if (mean_ <= 0) return 1;
+            return std::clamp<std::size_t>(static_cast<std::size_t>(window / mean_), 1, most);
+        }
+        void called(std::chrono::steady_clock::duration took) {
+            const double t = std::chrono::duration<double>(took).count();
+            mean_ = mean_ <= 0 ? t : mean_ + (t - mean_) / 8;  // a moving mean: calls speed up and slow down
+        }
+
+    private:
+        static constexpr double window = 0.01;  // seconds
+        double mean_ = 0;
+    };
+
     /// How a call ended, to be recorded: `pending` stands for retry_later.
     struct settlement {
         effect_state state = effect_state::done;
@@ -652,119 +744,179 @@ private:
         std::string error;
     };
 
-    template <class Tx>
-    static auto& journal_of(Tx& tx) {
-        return tx.connection(detail::internal_access{}).journal();
+    /// What recording a settlement writes, decided before its transaction
+    /// (the retry's jittered time among it), so that a re-run writes the same.
+    struct outcome {
+        claimed_effect claim;
+        settlement call;
+        effect_state state = effect_state::done;  ///< recorded: call.state, or dead for a last retry_later
+        std::int64_t not_before = 0;              ///< a retry's
+        std::string why;                          ///< a retry's error, with the dead letter's reason
+    };
+
+    outcome outcome_of(claimed_effect claim, settlement call) const {
+        outcome o{std::move(claim), std::move(call)};
+        o.claim.payload = {};  // called: not needed any more
+        o.state = o.call.state;
+        if (o.state != effect_state::pending) return o;
+        const unsigned retries = o.claim.retries + 1;
+        if (retries >= options_.max_attempts) o.state = effect_state::dead;
+        o.not_before = detail::unix_micros(std::chrono::system_clock::now() + retry_delay(retries));
+        o.why = detail::clip(o.call.error + (o.state == effect_state::dead
+                                                 ? " [sertx: dead after " + std::to_string(retries) +
+                                                       " calls ended retry_later; requeue() to try again]"
+                                                 : ""));
+        return o;
     }
 
-    /// The earliest due pending intent of `Op`, committed `started` under
-    /// this dispatcher's name with a lease; empty when none is due.
-    template <class Op>
-    std::optional<claimed_effect> claim() {
-        const std::int64_t lease = detail::micros(options_.lease);
-        return transact<policy_type>(db_, [&](auto& tx) {
-            auto found = journal_of(tx).claim_effect(Op::name, dispatcher_, lease);
-            if (found) Probe::at(detail::dispatch_point::claiming, found->key);
-            return found;
-        });
+    /// Writes `o`, fenced on its claim (a later claim's outcome is never
+    /// overwritten), in the caller's transaction; false when fenced.
+    template <class Journal>
+    static bool write(Journal& journal, const outcome& o) {
+        const claimed_effect& c = o.claim;
+        const bool ours = o.call.state == effect_state::pending
+                              ? journal.retry_effect(c.key, c.attempts, o.state, o.not_before, o.why)
+                              : journal.settle_effect(c.key, c.attempts, o.state, o.call.result, o.call.error);
+        Probe::at(detail::dispatch_point::settling, c.key);
+        return ours;
     }
 
-    /// How one claim ended.
-    enum class ending : unsigned char { done, failed, in_doubt, retried, dead, fenced, abandoned };
-
-    /// Claims one due intent and sees it through; empty when none was due.
-    template <class Op, class Events>
-    std::optional<ending> dispatch_one(Op& op, const std::stop_token& stop, run_report& report,
-                                             Events& events) {
-        using Plain = std::remove_cvref_t<Op>;
-        std::optional<claimed_effect> claimed = claim<Plain>();
-        if (!claimed) return std::nullopt;
-        ++report.claimed;
-        events.claimed(claimed->key, claimed->attempts);
-        Probe::at(detail::dispatch_point::started, claimed->key);
-        if (stop.stop_requested()) {
-            transact<policy_type>(db_, [&](auto& tx) { journal_of(tx).release_effect(claimed->key, claimed->attempts); });
-            ++report.abandoned;
-            events.abandoned(claimed->key);
-            return ending::abandoned;
-        }
-        // An at-most-once call begins only after its mark commits, fenced on
-        // this claim: a claim rescued meanwhile (this process paused past its
-        // lease) was put back to pending as uncalled, maybe called by another
-        // dispatcher already, so this one must not call. No clock can tell
-        // that: a pause may fall after any check of one; the fenced write
-        // can. Idempotent and read-only operations may be called twice, and
-        // skip this round trip.
-        if constexpr (at_most_once_operation<Plain>) {
-            const std::int64_t lease = detail::micros(options_.lease);
-            const bool ours = transact<policy_type>(db_, [&](auto& tx) {
-                const bool r = journal_of(tx).mark_call_began(claimed->key, claimed->attempts, lease);
-                Probe::at(detail::dispatch_point::marking, claimed->key);
-                return r;
-            });
-            if (!ours) {
-                ++report.abandoned;
-                events.abandoned(claimed->key);
-                return ending::abandoned;
-            }
-        }
-        Probe::at(detail::dispatch_point::calling, claimed->key);
-        const settlement outcome = call_leased(op, *claimed);
-        Probe::at(detail::dispatch_point::returned, claimed->key);
-        const std::optional<effect_state> recorded = record(*claimed, outcome, events);
-        Probe::at(detail::dispatch_point::settled, claimed->key);
+    /// After `o`'s transaction committed: counts and reports how it ended.
+    template <class Events>
+    static void finish(const outcome& o, bool recorded, run_report& report, Events& events, held_claims& held) {
+        const claimed_effect& c = o.claim;
+        held.let_go(c);
+        Probe::at(detail::dispatch_point::settled, c.key);
         if (!recorded) {
             ++report.fenced;
-            events.fenced(claimed->key);
-            return ending::fenced;
+            events.fenced(c.key);
+            return;
         }
-        switch (*recorded) {
-            case effect_state::done: ++report.done; events.done(claimed->key); return ending::done;
-            case effect_state::failed: ++report.failed; events.failed(claimed->key, outcome.error); return ending::failed;
-            case effect_state::in_doubt:
-                ++report.in_doubt;
-                events.in_doubt(claimed->key, outcome.error);
-                return ending::in_doubt;
-            case effect_state::dead: ++report.dead; events.dead(claimed->key, outcome.error); return ending::dead;
-            default: ++report.retried; return ending::retried;
+        switch (o.state) {
+            case effect_state::done: ++report.done; events.done(c.key); return;
+            case effect_state::failed: ++report.failed; events.failed(c.key, o.call.error); return;
+            case effect_state::in_doubt: ++report.in_doubt; events.in_doubt(c.key, o.call.error); return;
+            case effect_state::dead: ++report.dead; events.dead(c.key, o.call.error); return;
+            default:
+                ++report.retried;
+                events.retried(c.key, c.retries + 1,
+                               std::chrono::system_clock::time_point(std::chrono::microseconds(o.not_before)));
         }
     }
 
-    /// Calls `op` while a thread renews the claim's lease every lease/3, so
-    /// that a long call is not rescued from a live dispatcher. A renewal that
-    /// fails (the database down) is tried again at the next period; one that
-    /// finds the claim fenced stops: the outcome will be fenced too.
-    template <class Op>
-    settlement call_leased(Op& op, const claimed_effect& claimed) {
-        std::mutex mutex;
-        std::condition_variable_any ended;
-        bool finished = false;
+    /// In one transaction: records `outcomes` (then cleared), and claims the
+    /// earliest due pending intents of `Op`, at most `n`, committed
+    /// `started` under this dispatcher's name with a lease; what it claimed.
+    template <class Op, class Events>
+    std::vector<claimed_effect> record_and_claim(std::vector<outcome>& outcomes, std::size_t n, run_report& report,
+                                                 Events& events, held_claims& held) {
+        if (outcomes.empty() && n == 0) return {};
         const std::int64_t lease = detail::micros(options_.lease);
-        std::jthread renewer([&](std::stop_token stop) {
-            std::unique_lock lock(mutex);
-            while (!ended.wait_for(lock, stop, options_.lease / 3, [&] { return finished; })) {
-                if (stop.stop_requested()) return;
-                lock.unlock();
-                bool still_ours = true;
-                try {
-                    still_ours = transact<policy_type>(db_, [&](auto& tx) {
-                        return journal_of(tx).renew_effect(claimed.key, claimed.attempts, lease);
-                    });
-                } catch (const std::exception&) {
-                    // the next period tries again; the lease still runs
-                }
-                lock.lock();
-                if (!still_ours) return;
-            }
+        std::vector<bool> recorded;
+        std::vector<claimed_effect> claimed = transact<policy_type>(db_, [&](auto& tx) {
+            auto& journal = journal_of(tx);
+            recorded.clear();
+            for (const outcome& o : outcomes) recorded.push_back(write(journal, o));
+            std::vector<claimed_effect> found;
+            if (n > 0) found = journal.claim_effects(Op::name, dispatcher_, lease, n);
+            for (const claimed_effect& c : found) Probe::at(detail::dispatch_point::claiming, c.key);
+            return found;
         });
-        settlement outcome = call(op, claimed);
-        {
-            std::lock_guard lock(mutex);
-            finished = true;
+        for (std::size_t i = 0; i < outcomes.size(); ++i) finish(outcomes[i], recorded[i], report, events, held);
+        outcomes.clear();
+        for (const claimed_effect& c : claimed) {
+            held.hold(c);
+            ++report.claimed;
+            events.claimed(c.key, c.attempts);
         }
-        ended.notify_all();
-        renewer.join();
-        return outcome;
+        return claimed;
+    }
+
+    /// Claims due intents and sees them through in order, one call at a
+    /// time; how many it claimed, 0 when none was due. Repeatable operations
+    /// are claimed in batches (claim_size, at most `most`) whose outcomes are
+    /// recorded together. An at-most-once call begins only after its mark
+    /// commits, fenced on its claim; its intents are claimed one at a time,
+    /// so that a crash leaves at most one claim whose call has not begun
+    /// (which recover() puts in doubt), and each claim travels with the
+    /// previous call's outcome: two commits a call. On stop, what is claimed
+    /// and not called is given back.
+    template <class Op, class Events>
+    std::size_t dispatch_batch(Op& op, const std::stop_token& stop, std::size_t most, run_report& report,
+                               Events& events, held_claims& held, claim_size& size) {
+        using Plain = std::remove_cvref_t<Op>;
+        constexpr bool marks = at_most_once_operation<Plain>;
+        // Left by an exception (the database failing), the claims are no
+        // longer renewed: their leases run out and a rescue takes them.
+        struct letting_go {
+            held_claims& held;
+            ~letting_go() { held.clear(); }
+        } unheld_at_exit{held};
+        const auto began = std::chrono::steady_clock::now();
+        std::vector<outcome> unrecorded;
+        std::vector<claimed_effect> batch =
+            record_and_claim<Plain>(unrecorded, marks ? 1 : size.next(most), report, events, held);
+        std::size_t taken = 0;
+        while (!batch.empty()) {
+            taken += batch.size();
+            for (std::size_t i = 0; i < batch.size(); ++i) {
+                claimed_effect& c = batch[i];
+                if (stop.stop_requested()) {
+                    give_back(std::span(batch).subspan(i), report, events, held);
+                    break;
+                }
+                Probe::at(detail::dispatch_point::started, c.key);
+                // A claim rescued meanwhile (this process paused past its
+                // lease) was put back to pending as uncalled, maybe called by
+                // another dispatcher already, so this one must not call. No
+                // clock can tell that: a pause may fall after any check of
+                // one; the fenced write can. Idempotent and read-only
+                // operations may be called twice, and skip the mark.
+                if constexpr (marks) {
+                    if (!mark(c)) {
+                        held.let_go(c);
+                        ++report.abandoned;
+                        events.abandoned(c.key);
+                        continue;
+                    }
+                }
+                Probe::at(detail::dispatch_point::calling, c.key);
+                const auto called_at = std::chrono::steady_clock::now();
+                settlement called = call(op, c);
+                size.called(std::chrono::steady_clock::now() - called_at);
+                Probe::at(detail::dispatch_point::returned, c.key);
+                unrecorded.push_back(outcome_of(std::move(c), std::move(called)));
+            }
+            // The next at-most-once claim rides with this outcome, while the
+            // chain is short of `most` and of a third of the lease (rescues
+            // are looked for between chains).
+            const bool go_on = marks && taken < most && !stop.stop_requested() &&
+                               std::chrono::steady_clock::now() - began < options_.lease / 3;
+            batch = record_and_claim<Plain>(unrecorded, go_on ? 1 : 0, report, events, held);
+        }
+        return taken;
+    }
+
+    /// The call-began mark of `c`, committed; false when `c` was rescued.
+    bool mark(const claimed_effect& c) {
+        return transact<policy_type>(db_, [&](auto& tx) {
+            const bool ours = journal_of(tx).mark_call_began(c.key, c.attempts, detail::micros(options_.lease));
+            Probe::at(detail::dispatch_point::marking, c.key);
+            return ours;
+        });
+    }
+
+    /// Claims not called, back to pending, in one transaction.
+    template <class Events>
+    void give_back(std::span<const claimed_effect> claims, run_report& report, Events& events, held_claims& held) {
+        transact<policy_type>(db_, [&](auto& tx) {
+            for (const claimed_effect& c : claims) journal_of(tx).release_effect(c.key, c.attempts);
+        });
+        for (const claimed_effect& c : claims) {
+            held.let_go(c);
+            ++report.abandoned;
+            events.abandoned(c.key);
+        }
     }
 
     /// Calls `op` outside any transaction. What it throws decides the
@@ -803,39 +955,6 @@ private:
         const std::uint64_t d = detail::capped_exponential(static_cast<std::uint64_t>(detail::micros(options_.first_retry)),
                                                            static_cast<std::uint64_t>(detail::micros(options_.max_retry)), retry);
         return std::chrono::microseconds(detail::thread_rng().between(d - d / 2, d));
-    }
-
-    /// Records the outcome of `claimed`'s claim (not of a later one): the
-    /// state written, or empty when the claim had been rescued (fenced: a
-    /// later claim's outcome is never overwritten).
-    template <class Events>
-    std::optional<effect_state> record(const claimed_effect& claimed, const settlement& outcome, Events& events) {
-        if (outcome.state != effect_state::pending) {
-            const bool ours = transact<policy_type>(db_, [&](auto& tx) {
-                const bool r = journal_of(tx).settle_effect(claimed.key, claimed.attempts, outcome.state,
-                                                            outcome.result, outcome.error);
-                Probe::at(detail::dispatch_point::settling, claimed.key);
-                return r;
-            });
-            if (!ours) return std::nullopt;
-            return outcome.state;
-        }
-        const unsigned retries = claimed.retries + 1;
-        const effect_state next = retries >= options_.max_attempts ? effect_state::dead : effect_state::pending;
-        const auto not_before = std::chrono::system_clock::now() + retry_delay(retries);
-        const std::string why = outcome.error + (next == effect_state::dead
-                                                     ? " [sertx: dead after " + std::to_string(retries) +
-                                                           " calls ended retry_later; requeue() to try again]"
-                                                     : "");
-        const bool ours = transact<policy_type>(db_, [&](auto& tx) {
-            const bool r = journal_of(tx).retry_effect(claimed.key, claimed.attempts, next,
-                                                       detail::unix_micros(not_before), detail::clip(why));
-            Probe::at(detail::dispatch_point::settling, claimed.key);
-            return r;
-        });
-        if (!ours) return std::nullopt;
-        if (next == effect_state::pending) events.retried(claimed.key, retries, not_before);
-        return next;
     }
 
     /// Takes back the started intents of `Op` whose lease ended, whoever

@@ -99,7 +99,11 @@ void pass_start_gate() {
 
 template <class Db>
 int dispatch_all(Db db, const std::string& dispatcher, std::string_view op, bool recover) {
-    sertx::effects<Db, crash_probe> journal(db, dispatcher);
+    // One intent per claim, so that each crash point has one victim and the
+    // others are settled in transactions of their own (batched claims, and an
+    // at-most-once claim riding with the previous outcome, put neighbours in
+    // the victim's transaction: the churn test kills those).
+    sertx::effects<Db, crash_probe> journal(db, dispatcher, {.batch = 1});
     pass_start_gate();
     if (recover) journal.recover();
     for (;;) {

@@ -20,6 +20,7 @@
 
 #include <soci/soci.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -29,6 +30,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace sertx::test::fleet {
@@ -921,11 +923,81 @@ void run_survives_database_failures(Db& db) {
     }
 }
 
+
+/// Counts the intents started while each call runs, from inside the call.
+template <class Journal, class Effect>
+struct counting_started {
+    using effect = Effect;
+    static constexpr std::string_view name = std::is_same_v<Effect, sertx::at_most_once> ? "counting_once"
+                                                                                         : "counting_repeatable";
+    Journal* journal;
+    std::vector<std::uint64_t>* started;
+    std::chrono::milliseconds takes{0};
+    void operator()(const std::string&) const {
+        started->push_back(journal->stats().started);
+        std::this_thread::sleep_for(takes);  // the operation's own work
+    }
+};
+
+/// Claims in batches: quick repeatable calls share claim and outcome
+/// transactions (counted as the pool's commits); an at-most-once call costs
+/// two commits (its mark; its outcome with the next claim) and is claimed
+/// alone; slow calls are claimed one at a time, the rest left to the fleet.
+template <class Db>
+void claims_are_batched_for_quick_calls(Db& db) {
+    using journal_type = sertx::effects<Db>;
+    sertx::install(db);
+    journal_type journal(db, "pod-batch", {.lease = 30s, .poll = 30s});
+    auto dispatch_all = [&]<class Effect>(std::size_t n, std::chrono::milliseconds takes, const std::string& prefix) {
+        using op_type = counting_started<journal_type, Effect>;
+        std::vector<std::string> keys;
+        for (std::size_t i = 0; i < n; ++i) keys.push_back(prefix + std::to_string(i));
+        schedule_all<op_type>(db, journal, keys);
+        std::vector<std::uint64_t> started;
+        const std::uint64_t before = db.stats().commits;
+        const sertx::dispatch_report r = journal.dispatch(op_type{&journal, &started, takes}, 1000);
+        CHECK(r.done == n);
+        return std::pair{db.stats().commits - before - n, started};  // minus the calls' own stats() reads
+    };
+    {
+        const auto [commits, started] = dispatch_all.template operator()<sertx::idempotent>(200, 0ms, "quick-");
+        UNSCOPED_INFO("200 quick repeatable calls: " << commits << " commits");
+        CHECK(commits < 40);  // one at a time: 400
+        CHECK(*std::max_element(started.begin(), started.end()) > 1);
+    }
+    {
+        const auto [commits, started] = dispatch_all.template operator()<sertx::at_most_once>(50, 0ms, "once-");
+        UNSCOPED_INFO("50 at-most-once calls: " << commits << " commits");
+        // mark + outcome-with-next-claim each; the first claim of each chain
+        // (at most journal_options::batch long), the empty last: one at a
+        // time, 150
+        CHECK(commits <= 2 * 50 + 4);
+        CHECK(*std::max_element(started.begin(), started.end()) == 1);
+    }
+    {
+        const auto [commits, started] = dispatch_all.template operator()<sertx::idempotent>(6, 30ms, "slow-");
+        CHECK(commits >= 2 * 6);
+        CHECK(*std::max_element(started.begin(), started.end()) == 1);
+    }
+    try {
+        journal_type refused(db, "pod-batch", {.batch = 0});
+        FAIL("a batch of 0 was accepted");
+    } catch (const sertx::error& e) {
+        CHECK(std::string(e.what()) == "sertx: journal_options needs a batch of at least 1 intent per claim.");
+    }
+}
+
 }  // namespace sertx::test::fleet
 
 // ---- registration ------------------------------------------------------------
 
 #define SERTX_JOURNAL_FLEET_CASES(Fixture, backend_tag)                                                                \
+    TEMPLATE_TEST_CASE("journal: quick calls are claimed in batches, slow and at-most-once ones alone",              \
+                       backend_tag "[journal]", Fixture) {                                                             \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::fleet::claims_are_batched_for_quick_calls(fixture.db);                                          \
+    }                                                                                                                  \
     TEMPLATE_TEST_CASE("journal: retry_later backs off, dead after max_attempts, requeue runs it again",             \
                        backend_tag "[journal]", Fixture) {                                                             \
         SERTX_REQUIRE_BACKEND(TestType);                                                                               \

@@ -149,6 +149,17 @@ struct dialect {
         "table_name = 'sertx_effect' and column_name = 'call_began'";
     static constexpr const char* add_call_mark_column =
         "alter table sertx_effect add column if not exists call_began bigint not null default -1";
+    /// A dispatcher's claim of up to :n due intents in one statement. SKIP
+    /// LOCKED lets dispatchers that claim at once take different rows; the
+    /// transaction stays SERIALIZABLE, so a row changed after its snapshot
+    /// still fails it (40001) rather than be claimed twice. RETURNING gives
+    /// the claims' new attempts, their fences.
+    static constexpr const char* claim_effects =
+        "update sertx_effect set state = 'started', attempts = sertx_effect.attempts + 1, dispatcher = :d, "
+        "started_at = :t, lease_until = :l, call_began = 0 from (select key from sertx_effect where operation = :o "
+        "and state = 'pending' and not_before <= :t2 order by not_before, scheduled_at, key limit :n for update skip "
+        "locked) picked where sertx_effect.key = picked.key returning sertx_effect.key, sertx_effect.payload, "
+        "sertx_effect.attempts, sertx_effect.retries, sertx_effect.not_before, sertx_effect.scheduled_at";
     /// The scheduling INSERT also sends NOTIFY on channel sertx_effect
     /// (payload: the operation's name), for the listeners of
     /// soci/detail/postgresql/effect_listener.hpp.

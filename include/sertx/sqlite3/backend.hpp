@@ -90,6 +90,8 @@ struct dialect {
         "select count(*) from pragma_table_info('sertx_effect') where name = 'call_began'";
     static constexpr const char* add_call_mark_column =
         "alter table sertx_effect add column call_began bigint not null default -1";
+    /// One writer at a time: claims read the due rows and update each.
+    static constexpr const char* claim_effects = nullptr;
     /// No other process can be told; dispatchers poll (and those in the
     /// scheduling process are woken by the in-process signal).
     static constexpr bool notify_on_schedule = false;

@@ -17,12 +17,14 @@
 
 #include <soci/soci.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -213,35 +215,64 @@ public:
                             ::soci::use(due))) == 1;
     }
 
-    /// The oldest pending intent of `operation`, now started by `dispatcher`.
-    /// Two dispatchers that pick the same row conflict (PostgreSQL 40001 on
-    /// the update; SQLite lets one writer in at a time) and the loser's
-    /// transaction is re-run by `transact`, picking another.
-    /// Only an intent that is due (`not_before` passed), earliest due first;
-    /// the claim holds a lease of `lease` microseconds from now.
-    std::optional<claimed_effect> claim_effect(std::string_view operation, std::string_view dispatcher,
-                                               std::int64_t lease) {
-        std::string o(operation), d(dispatcher), key, payload;
-        int attempts = 0, retries = 0;
-        long long now = unix_micros_now();
-        ::soci::statement pick = once(
-            "select key, payload, attempts, retries from sertx_effect where operation = :o and state = 'pending' "
-            "and not_before <= :t order by not_before, scheduled_at, key limit 1",
-            ::soci::into(key), ::soci::into(payload), ::soci::into(attempts), ::soci::into(retries), ::soci::use(o),
-            ::soci::use(now));
-        if (!pick.execute(true)) return std::nullopt;
-        long long until = now + lease;
-        // call_began = 0: this claim vouches that its call has not begun
-        // (mark_call_began); a claim by a sertx that does not mark leaves
-        // the column as it found it, never 0 (see release_effect).
-        if (changed(once("update sertx_effect set state = 'started', attempts = attempts + 1, "
-                         "dispatcher = :d, started_at = :t, lease_until = :l, call_began = 0 where key = :k and "
-                         "state = 'pending'",
-                         ::soci::use(d), ::soci::use(now), ::soci::use(until), ::soci::use(key))) != 1)
-            throw database_error(failure::serialization, "",
-                                 "sertx: another dispatcher claimed the same intent first.");  // re-run: pick again
-        return claimed_effect{column_bytes(key, "key"), column_bytes(payload, "payload"),
-                              static_cast<unsigned>(attempts) + 1, static_cast<unsigned>(retries)};
+    /// Up to `limit` due pending intents of `operation`, oldest first, now
+    /// started by `dispatcher` with a lease of `lease` microseconds. Where
+    /// the dialect offers `claim_effects` (PostgreSQL: one UPDATE over a
+    /// `FOR UPDATE SKIP LOCKED` pick), dispatchers claiming at once take
+    /// different rows rather than conflict on the oldest; elsewhere (SQLite,
+    /// one writer at a time) the rows are read and each is updated.
+    std::vector<claimed_effect> claim_effects(std::string_view operation, std::string_view dispatcher,
+                                              std::int64_t lease, std::size_t limit) {
+        std::string o(operation), d(dispatcher);
+        long long now = unix_micros_now(), until = now + lease, n = static_cast<long long>(limit);
+        // Vectors of at least two rows: into vectors of one, SOCI 4.0's
+        // SQLite backend fetches nothing. LIMIT keeps to `limit`.
+        const std::size_t rows = std::max<std::size_t>(limit, 2);
+        std::vector<std::string> keys(rows), payloads(rows);
+        std::vector<int> attempts(rows), retries(rows);
+        std::vector<claimed_effect> claimed;
+        if constexpr (Connection::dialect::claim_effects != nullptr) {
+            std::vector<long long> due(rows), scheduled(rows);
+            if (!once(Connection::dialect::claim_effects, ::soci::into(keys), ::soci::into(payloads),
+                      ::soci::into(attempts), ::soci::into(retries), ::soci::into(due), ::soci::into(scheduled),
+                      ::soci::use(d), ::soci::use(now), ::soci::use(until), ::soci::use(o), ::soci::use(now),
+                      ::soci::use(n))
+                     .execute(true))
+                return claimed;
+            // RETURNING's order is the update's, not the pick's.
+            std::vector<std::size_t> order(keys.size());
+            for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+            std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+                return std::tie(due[a], scheduled[a], keys[a]) < std::tie(due[b], scheduled[b], keys[b]);
+            });
+            for (const std::size_t i : order)
+                claimed.push_back(claimed_effect{column_bytes(keys[i], "key"), column_bytes(payloads[i], "payload"),
+                                                 static_cast<unsigned>(attempts[i]), static_cast<unsigned>(retries[i])});
+            return claimed;
+        } else {
+            if (!once("select key, payload, attempts, retries from sertx_effect where operation = :o and state = "
+                      "'pending' and not_before <= :t order by not_before, scheduled_at, key limit :n",
+                      ::soci::into(keys), ::soci::into(payloads), ::soci::into(attempts), ::soci::into(retries),
+                      ::soci::use(o), ::soci::use(now), ::soci::use(n))
+                     .execute(true))
+                return claimed;
+            for (std::size_t i = 0; i < keys.size(); ++i) {
+                // call_began = 0: this claim vouches that its call has not
+                // begun (mark_call_began); a claim by a sertx that does not
+                // mark leaves the column as it found it, never 0 (see
+                // release_effect).
+                if (changed(once("update sertx_effect set state = 'started', attempts = attempts + 1, "
+                                 "dispatcher = :d, started_at = :t, lease_until = :l, call_began = 0 where key = :k "
+                                 "and state = 'pending'",
+                                 ::soci::use(d), ::soci::use(now), ::soci::use(until), ::soci::use(keys[i]))) != 1)
+                    throw database_error(failure::serialization, "",
+                                         "sertx: another dispatcher claimed the same intent first.");  // re-run
+                claimed.push_back(claimed_effect{column_bytes(keys[i], "key"), column_bytes(payloads[i], "payload"),
+                                                 static_cast<unsigned>(attempts[i]) + 1,
+                                                 static_cast<unsigned>(retries[i])});
+            }
+            return claimed;
+        }
     }
 
     /// Extends the lease of the claim fenced by `attempts` to `lease`
