@@ -127,6 +127,7 @@ inline std::string pg_setup(const std::string& admin, const std::string& name, l
     }
     pg_exec(c.get(), "truncate history");
     pg_exec(c.get(), "do $$ begin if to_regclass('sertx_commit_log') is not null then truncate sertx_commit_log; end if; end $$");
+    pg_exec(c.get(), "do $$ begin if to_regclass('sertx_effect') is not null then truncate sertx_effect; end if; end $$");
     pg_exec(c.get(), "vacuum analyze account");
     pg_exec(c.get(), "checkpoint");
     return conninfo;
