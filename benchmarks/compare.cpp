@@ -25,7 +25,7 @@
 // hand-written loop, BEGIN ISOLATION LEVEL SERIALIZABLE, immediate retry on
 // 40001/40P01); pqxx (pqxx::perform around pqxx::transaction<serializable>);
 // pgbench (-M prepared, the same script). SQLite: sertx, sertx-once,
-// sertx-key, soci, soci-once, raw (the C API, BEGIN IMMEDIATE).
+// sertx-key, sertx-effect, soci, soci-once, raw (the C API, BEGIN IMMEDIATE).
 //
 // Every client has its own connection and a warm-up before the window; a
 // transaction counts when it completes inside the window, and its latency runs
@@ -460,11 +460,12 @@ void sqlite_setup(const options& o, const bench::workload& w) {
     sqlite_exec(h.db, "PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
-template <class Policy, bool Prepared, bool Keyed = false>
+template <class Policy, bool Prepared, bool Keyed = false, bool Effect = false>
 result sertx_sqlite(const options& o, const bench::workload& w) {
     if (!w.transfer) throw std::runtime_error("bench: the SQLite runs measure transfers");
     auto db = sertx::sqlite3::open(sqlite_path(o, w), {.pool_size = o.clients});
-    if constexpr (Keyed) sertx::install(db);  // the commit log
+    if constexpr (Keyed || Effect) sertx::install(db);  // the commit log, the journal
+    sertx::effects journal(db);
     {
         std::vector<sertx::sqlite3::database::pool_type::lease> open;
         for (unsigned i = 0; i < o.clients; ++i) open.push_back(db.acquire(clock_type::time_point::max()));
@@ -485,7 +486,10 @@ result sertx_sqlite(const options& o, const bench::workload& w) {
                         attempts = tx.attempt();
                         if constexpr (Prepared) transfer_prepared(sertx::prepared<soci_transfer_statements>(tx), tr);
                         else transfer_once(tx.sql(), tr);
+                        if constexpr (Effect)
+                            journal.template schedule<bench_noop>(tx, key_prefix + std::to_string(n), "");
                     };
+                    if constexpr (Effect) ++n;
                     if constexpr (Keyed)
                         sertx::transact<Policy>(db, sertx::idempotency_key{key_prefix + std::to_string(++n)}, body);
                     else
@@ -664,6 +668,7 @@ const std::map<std::string, runner, std::less<>> sqlite_contenders = {
     {"sertx", &sertx_sqlite<sertx::default_policy, true>},
     {"sertx-once", &sertx_sqlite<sertx::default_policy, false>},
     {"sertx-key", &sertx_sqlite<sertx::default_policy, true, true>},
+    {"sertx-effect", &sertx_sqlite<sertx::default_policy, true, false, true>},
     {"soci", &soci_sqlite<true>},
     {"soci-once", &soci_sqlite<false>},
     {"raw", &raw_sqlite},

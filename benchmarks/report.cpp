@@ -571,7 +571,8 @@ private:
                "raw C API's busy handler lets one thread win again and again (least served 0), so it stays on "
                "one warm connection.\n\n";
         throughput_table(out, "sqlite", "uncontended", {"soci", "raw"}, false);
-        pair_ratios(out, "sqlite", "uncontended", {{"sertx-key", "sertx"}, {"sertx-key", "raw"}});
+        pair_ratios(out, "sqlite", "uncontended",
+                    {{"sertx-key", "sertx"}, {"sertx-key", "raw"}, {"sertx-effect", "sertx"}});
         clients_plot(out, "sqlite", "uncontended", "SQLite: transfer, threads on one file");
         detail_table(out, "sqlite", "uncontended");
         ratio_target("SQLite: sertx ÷ hand-written SOCI loop ≥ 0.97", "sqlite", "uncontended", "soci", 0.97, {1});
