@@ -127,6 +127,7 @@ inline std::string pg_setup(const std::string& admin, const std::string& name, l
     }
     pg_exec(c.get(), "truncate history");
     pg_exec(c.get(), "do $$ begin if to_regclass('sertx_commit_log') is not null then truncate sertx_commit_log; end if; end $$");
+    pg_exec(c.get(), "do $$ begin if to_regclass('sertx_effect') is not null then truncate sertx_effect; end if; end $$");
     pg_exec(c.get(), "vacuum analyze account");
     pg_exec(c.get(), "checkpoint");
     return conninfo;
@@ -181,6 +182,14 @@ inline void sqlite_setup(sqlite3* db, long long accounts) {
         sqlite_exec(db, "begin; delete from account; " + sqlite_populate(accounts) + "; commit");
     sqlite_exec(db, "delete from history");
     sqlite_exec(db, "delete from sertx_commit_log");
+    // The journal exists once a sertx-effect run installed it.
+    sqlite3_stmt* journal = nullptr;
+    sqlite_api::sqlite3_prepare_v2(db, "select count(*) from sqlite_master where name = 'sertx_effect'", -1, &journal,
+                                   nullptr);
+    sqlite_api::sqlite3_step(journal);
+    const bool installed = sqlite_api::sqlite3_column_int64(journal, 0) > 0;
+    sqlite_api::sqlite3_finalize(journal);
+    if (installed) sqlite_exec(db, "delete from sertx_effect");
 }
 
 }  // namespace bench

@@ -19,12 +19,13 @@
 //
 // Contenders. PostgreSQL: sertx (default policy, prepared statements through
 // sertx::prepared), sertx-once (statements parsed each time), sertx-verify,
-// sertx-key, sertx-pooler and sertx-pooler-once (pooler_mode::transaction on a
-// direct connection), sertx-lt-<ms>, sertx-backoff-<strategy>; soci and soci-once (a
+// sertx-key, sertx-effect (the transfer plus one journal.schedule of a no-op
+// idempotent operation with a fresh key), sertx-pooler and sertx-pooler-once
+// (pooler_mode::transaction on a direct connection), sertx-lt-<ms>, sertx-backoff-<strategy>; soci and soci-once (a
 // hand-written loop, BEGIN ISOLATION LEVEL SERIALIZABLE, immediate retry on
 // 40001/40P01); pqxx (pqxx::perform around pqxx::transaction<serializable>);
 // pgbench (-M prepared, the same script). SQLite: sertx, sertx-once,
-// sertx-key, soci, soci-once, raw (the C API, BEGIN IMMEDIATE).
+// sertx-key, sertx-effect, soci, soci-once, raw (the C API, BEGIN IMMEDIATE).
 //
 // Every client has its own connection and a warm-up before the window; a
 // transaction counts when it completes inside the window, and its latency runs
@@ -222,17 +223,27 @@ struct with_read_only<sertx::policy<O...>> {
     using type = sertx::policy<O..., sertx::read_only>;
 };
 
+/// What `sertx-effect` schedules: nothing to do, so that only what
+/// scheduling costs the transaction shows (no dispatcher runs).
+struct bench_noop {
+    using effect = sertx::idempotent;
+    static constexpr std::string_view name = "bench-noop";
+    void operator()(const std::string&) const {}
+};
+
 /// sertx::transact with `Policy`; statements prepared once per session
 /// (sertx::prepared) or parsed each time; optionally an idempotency key each;
 /// optionally as if behind a transaction pooler (`Pooler`), but connected to
-/// the server directly, so that what the mode itself costs shows.
+/// the server directly, so that what the mode itself costs shows; optionally
+/// one effect scheduled in each transfer (`Effect`), its result not asked.
 template <class Policy, bool Prepared, bool Keyed,
-          sertx::postgresql::pooler_mode Pooler = sertx::postgresql::pooler_mode::none>
+          sertx::postgresql::pooler_mode Pooler = sertx::postgresql::pooler_mode::none, bool Effect = false>
 result sertx_pg(const options& o, const bench::workload& w) {
     auto db = sertx::postgresql::open(
         pg_conninfo(o, w),
         {.pool_size = o.clients, .accept_weaker_durability = o.weak_durability, .pooler = Pooler});
-    if constexpr (Keyed) sertx::install(db);  // the commit log
+    if constexpr (Keyed || Effect) sertx::install(db);  // the commit log, the journal
+    sertx::effects journal(db);
     {  // open every session now, not inside the window
         std::vector<sertx::postgresql::database::pool_type::lease> open;
         for (unsigned i = 0; i < o.clients; ++i) open.push_back(db.acquire(clock_type::time_point::max()));
@@ -256,7 +267,10 @@ result sertx_pg(const options& o, const bench::workload& w) {
                                 transfer_prepared(sertx::prepared<soci_transfer_statements>(tx), tr);
                             else
                                 transfer_once(tx.sql(), tr);
+                            if constexpr (Effect)
+                                journal.template schedule<bench_noop>(tx, key_prefix + std::to_string(n), "");
                         };
+                        if constexpr (Effect) ++n;
                         if constexpr (Keyed)
                             sertx::transact<Policy>(db, sertx::idempotency_key{key_prefix + std::to_string(++n)}, body);
                         else
@@ -446,11 +460,12 @@ void sqlite_setup(const options& o, const bench::workload& w) {
     sqlite_exec(h.db, "PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
-template <class Policy, bool Prepared, bool Keyed = false>
+template <class Policy, bool Prepared, bool Keyed = false, bool Effect = false>
 result sertx_sqlite(const options& o, const bench::workload& w) {
     if (!w.transfer) throw std::runtime_error("bench: the SQLite runs measure transfers");
     auto db = sertx::sqlite3::open(sqlite_path(o, w), {.pool_size = o.clients});
-    if constexpr (Keyed) sertx::install(db);  // the commit log
+    if constexpr (Keyed || Effect) sertx::install(db);  // the commit log, the journal
+    sertx::effects journal(db);
     {
         std::vector<sertx::sqlite3::database::pool_type::lease> open;
         for (unsigned i = 0; i < o.clients; ++i) open.push_back(db.acquire(clock_type::time_point::max()));
@@ -471,7 +486,10 @@ result sertx_sqlite(const options& o, const bench::workload& w) {
                         attempts = tx.attempt();
                         if constexpr (Prepared) transfer_prepared(sertx::prepared<soci_transfer_statements>(tx), tr);
                         else transfer_once(tx.sql(), tr);
+                        if constexpr (Effect)
+                            journal.template schedule<bench_noop>(tx, key_prefix + std::to_string(n), "");
                     };
+                    if constexpr (Effect) ++n;
                     if constexpr (Keyed)
                         sertx::transact<Policy>(db, sertx::idempotency_key{key_prefix + std::to_string(++n)}, body);
                     else
@@ -616,6 +634,7 @@ const std::map<std::string, runner, std::less<>> pg_contenders = {
     {"sertx-once", &sertx_pg<sertx::default_policy, false, false>},
     {"sertx-verify", &sertx_pg<sertx::policy<sertx::verify_isolation<sertx::every_transaction>>, true, false>},
     {"sertx-key", &sertx_pg<sertx::default_policy, true, true>},
+    {"sertx-effect", &sertx_pg<sertx::default_policy, true, false, sertx::postgresql::pooler_mode::none, true>},
     // pooler_mode::transaction on a direct connection: SET LOCAL per
     // transaction (with a lock_timeout), prepared objects made again in each.
     {"sertx-pooler", &sertx_pg<sertx::default_policy, true, false, sertx::postgresql::pooler_mode::transaction>},
@@ -649,6 +668,7 @@ const std::map<std::string, runner, std::less<>> sqlite_contenders = {
     {"sertx", &sertx_sqlite<sertx::default_policy, true>},
     {"sertx-once", &sertx_sqlite<sertx::default_policy, false>},
     {"sertx-key", &sertx_sqlite<sertx::default_policy, true, true>},
+    {"sertx-effect", &sertx_sqlite<sertx::default_policy, true, false, true>},
     {"soci", &soci_sqlite<true>},
     {"soci-once", &soci_sqlite<false>},
     {"raw", &raw_sqlite},

@@ -523,6 +523,16 @@ private:
             ratio_target("sertx (no pooler) ÷ hand-written SOCI loop, next to each other, 1 client ≥ 0.97", "pg-cost",
                          "uncontended", "soci", 0.97);
         }
+        if (runs_.any("pg-effect")) {
+            out << "### One scheduled effect per transaction (uncontended)\n\n"
+                << "`sertx-effect`: the transfer plus one `journal.schedule` of a no-op idempotent operation with "
+                   "a fresh key, its result not asked, so that the intent travels in COMMIT's round trip; beside "
+                   "`sertx`, the transfer alone.\n\n";
+            throughput_table(out, "pg-effect", "uncontended", {}, false);
+            pair_ratios(out, "pg-effect", "uncontended", {{"sertx-effect", "sertx"}});
+            ratio_target("sertx-effect ÷ sertx, 1 and 8 clients ≥ 0.95", "pg-effect", "uncontended", "sertx", 0.95,
+                         {1, 8}, "sertx-effect");
+        }
 
         ratio_target("sertx ÷ hand-written SOCI loop, PostgreSQL uncontended ≥ 0.97", "pg", "uncontended", "soci", 0.97);
         ratio_target("sertx ÷ libpqxx `perform`, uncontended ≥ 1.0", "pg", "uncontended", "pqxx", 1.0);
@@ -561,7 +571,8 @@ private:
                "raw C API's busy handler lets one thread win again and again (least served 0), so it stays on "
                "one warm connection.\n\n";
         throughput_table(out, "sqlite", "uncontended", {"soci", "raw"}, false);
-        pair_ratios(out, "sqlite", "uncontended", {{"sertx-key", "sertx"}, {"sertx-key", "raw"}});
+        pair_ratios(out, "sqlite", "uncontended",
+                    {{"sertx-key", "sertx"}, {"sertx-key", "raw"}, {"sertx-effect", "sertx"}});
         clients_plot(out, "sqlite", "uncontended", "SQLite: transfer, threads on one file");
         detail_table(out, "sqlite", "uncontended");
         ratio_target("SQLite: sertx ÷ hand-written SOCI loop ≥ 0.97", "sqlite", "uncontended", "soci", 0.97, {1});

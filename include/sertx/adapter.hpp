@@ -31,6 +31,7 @@
 /// | nested<savepoint> | `c.savepoint(n)`, `c.release(n)`, `c.rollback_to(n)` | savepoints named by depth |
 /// | idempotency_key | `c.journal()` (see below), `db.key_committed_elsewhere(s, d)` → `std::optional<std::optional<committed_key>>` | the attempt that wrote a key (and its request's fingerprint), asked on a fresh session after a lost COMMIT; empty when it cannot be asked |
 /// | (optional) fewer round trips | `c.begin_and_find_key(start, s)`, `c.commit_with_key(key, attempt, request)` | the key's statements folded into BEGIN's and COMMIT's round trips (`folded_key_adapter`) |
+/// | (optional) effects in COMMIT's round trip | `c.schedule_with_commit(key, operation, effect, payload, not_before)` | an intent `effects::schedule` left unasked, written by the next `commit()` or `commit_with_key()` in its round trip (and dropped by `rollback`/`abandon`); without it, `journal().schedule_effect` runs just before COMMIT |
 /// | resolve_unknown<by_txid> | `c.current_txid()` → `std::int64_t`, `db.txid_committed(id, d)` → `std::optional<bool>` | a lost COMMIT's outcome by transaction id |
 /// | effects, install | `c.journal()`, an object with the statements of `journal_statements` | sertx's own tables: the commit log and the effect journal |
 /// | migrate      | `c.migrations()`, an object with the statements of `migration_statements`; `c.execute(const char*)` | sertx_schema, and each statement of a migration |

@@ -77,6 +77,7 @@
 
 #include <sertx/adapter.hpp>
 #include <sertx/backend.hpp>
+#include <sertx/detail/effect_buffer.hpp>
 #include <sertx/detail/hex.hpp>
 #include <sertx/effect_record.hpp>
 #include <sertx/failure.hpp>
@@ -142,6 +143,20 @@ struct journal_options {
 struct schedule_options {
     /// Not claimed before this time (by the dispatchers' clocks); empty: at once.
     std::optional<std::chrono::system_clock::time_point> not_before;
+};
+
+/// What `effects::schedule` returns: converted to bool inside the body, true
+/// when the key was new (its intent is written at that moment), false when it
+/// had been scheduled before. Never asked, the intent goes with COMMIT;
+/// asked after the transaction ended, it throws `sertx::error`.
+class scheduled {
+public:
+    explicit scheduled(std::shared_ptr<detail::schedule_answer> answer) noexcept : answer_(std::move(answer)) {}
+    // Implicit, so that `bool added = journal.schedule<Op>(...)` keeps compiling.
+    operator bool() const { return detail::answer_of(*answer_); }
+
+private:
+    std::shared_ptr<detail::schedule_answer> answer_;
 };
 
 namespace detail {
@@ -344,17 +359,23 @@ public:
 
     /// Records the intent to run `Op` with `payload`, in the caller's
     /// transaction: it exists if and only if that transaction commits.
-    /// Returns false, and changes nothing, when `key` was scheduled before.
+    /// A `key` scheduled before keeps its first intent: this one changes
+    /// nothing. The intent is written with the transaction's COMMIT (in its
+    /// round trip on PostgreSQL), unless the result is asked: converted to
+    /// bool inside the body, it writes the buffered intents at once and says
+    /// whether the key was new (false: scheduled before). Asked after the
+    /// transaction ended, it throws `sertx::error` (docs/exactly-once.md,
+    /// "Scheduling without a round trip").
     template <class Op, class Tx>
         requires writable_transaction<Tx>
-    bool schedule(Tx& tx, std::string_view key, std::string_view payload) {
+    scheduled schedule(Tx& tx, std::string_view key, std::string_view payload) {
         return schedule<Op>(tx, key, payload, schedule_options{});
     }
     /// The same, not to be claimed before `options.not_before`. Dispatchers
     /// in this process are woken when the transaction commits.
     template <class Op, class Tx>
         requires writable_transaction<Tx>
-    bool schedule(Tx& tx, std::string_view key, std::string_view payload, schedule_options options) {
+    scheduled schedule(Tx& tx, std::string_view key, std::string_view payload, schedule_options options) {
         detail::check_journaled<Op>();
         static_assert(std::is_same_v<typename std::remove_cvref_t<Tx>::connection_type, typename Db::connection_type>,
                       "sertx: schedule() needs a transaction on this journal's database; pass the tx of a "
@@ -364,9 +385,11 @@ public:
         detail::check_size("payload", payload, effect_limits::max_payload, true);
         detail::check_size("operation name", Plain::name, effect_limits::max_name, false);
         const std::int64_t due = options.not_before ? std::max<std::int64_t>(1, detail::unix_micros(*options.not_before)) : 0;
-        const bool added = journal_of(tx).schedule_effect(key, Plain::name, detail::effect_name<Plain>(), payload, due);
-        if (added) tx.after_commit([signal = signal_] { signal->notify(); });
-        return added;
+        // Woken even when the key turns out to be old: a dispatcher that
+        // finds nothing new goes back to waiting.
+        tx.after_commit([signal = signal_] { signal->notify(); });
+        return scheduled(tx.effects(detail::internal_access{})
+                             .add(key, Plain::name, detail::effect_name<Plain>(), payload, due));
     }
 
     /// Claims and runs at most `limit` pending intents of `Op`, oldest first,

@@ -29,6 +29,7 @@
 
 #include <sertx/adapter.hpp>
 #include <sertx/backend.hpp>
+#include <sertx/detail/effect_buffer.hpp>
 #include <sertx/detail/hex.hpp>
 #include <sertx/detail/random.hpp>
 #include <sertx/failure.hpp>
@@ -73,6 +74,7 @@ struct active_transaction {
     const void* database;
     void* connection;  // the database's connection_type
     std::vector<std::function<void()>>* after_commit;
+    effect_buffer* effects;
     unsigned attempt;
     unsigned depth;
 };
@@ -420,7 +422,8 @@ private:
     }
 
     attempt_outcome run_body(connection_t& connection, unsigned attempt) {
-        active_transaction now{db_.identity(), &connection, &after_commit_, attempt, 0};
+        effect_buffer effects(connection);
+        active_transaction now{db_.identity(), &connection, &after_commit_, &effects, attempt, 0};
         active_scope scope(now);
         bool commit_sent = false;
         try {
@@ -430,13 +433,14 @@ private:
                 connection.rollback();  // committed before: the body is not run
                 return attempt_outcome::found_key(std::move(*by));
             }
-            tx_t tx(connection, attempt, after_commit_);
+            tx_t tx(connection, attempt, after_commit_, effects);
             if constexpr (std::is_void_v<result_t>) {
                 body_(tx);
                 produced_.emplace();
             } else {
                 produced_.emplace(body_(tx));
             }
+            effects.before_commit();  // the scheduled intents: with COMMIT where the adapter can
             txid_.record(connection);
             commit_sent = true;  // the key's row may travel with COMMIT
             key_.commit(connection);
@@ -534,12 +538,15 @@ auto run_nested(Db& db, Body& body)
         using connection_t = typename Db::connection_type;
         using tx_t = transaction<connection_t, Policy>;
         auto& connection = *static_cast<connection_t*>(outer.connection);
-        active_transaction inner{outer.database, outer.connection, outer.after_commit, outer.attempt,
-                                 outer.depth + 1};
+        active_transaction inner{outer.database, outer.connection, outer.after_commit, outer.effects,
+                                 outer.attempt, outer.depth + 1};
         active_scope scope(inner);
+        // The outer body's buffered intents are written before the savepoint,
+        // so that a rollback to it drops exactly the inner body's.
+        outer.effects->flush();
         connection.savepoint(inner.depth);
         try {
-            tx_t tx(connection, outer.attempt, *outer.after_commit);
+            tx_t tx(connection, outer.attempt, *outer.after_commit, *outer.effects);
             if constexpr (std::is_void_v<std::invoke_result_t<Body&, tx_t&>>) {
                 body(tx);
                 connection.release(inner.depth);
@@ -549,7 +556,10 @@ auto run_nested(Db& db, Body& body)
                 return result;
             }
         } catch (...) {
-            if (!is_retryable(connection.classify(std::current_exception()))) connection.rollback_to(inner.depth);
+            if (!is_retryable(connection.classify(std::current_exception()))) {
+                outer.effects->drop();
+                connection.rollback_to(inner.depth);
+            }
             throw;
         }
     }

@@ -10,6 +10,7 @@
 /// A raw `soci::session`, or a read-only handle passed to `debit`, does not
 /// compile.
 
+#include <sertx/detail/effect_buffer.hpp>
 #include <sertx/operation.hpp>
 
 #include <functional>
@@ -42,8 +43,9 @@ public:
     static constexpr bool serializable = true;
     static constexpr bool writable = Policy::writes;
 
-    transaction(Connection& connection, unsigned attempt, std::vector<std::function<void()>>& after_commit) noexcept
-        : connection_(connection), attempt_(attempt), after_commit_(after_commit) {}
+    transaction(Connection& connection, unsigned attempt, std::vector<std::function<void()>>& after_commit,
+                detail::effect_buffer& effects) noexcept
+        : connection_(connection), attempt_(attempt), after_commit_(after_commit), effects_(effects) {}
 
     transaction(const transaction&) = delete;
     transaction& operator=(const transaction&) = delete;
@@ -77,11 +79,14 @@ public:
 
     /// The adapter's connection, for sertx's own tables (effects, migrations).
     Connection& connection(detail::internal_access) noexcept { return connection_; }
+    /// The intents `effects::schedule` buffered in this attempt.
+    detail::effect_buffer& effects(detail::internal_access) noexcept { return effects_; }
 
 private:
     Connection& connection_;
     unsigned attempt_;
     std::vector<std::function<void()>>& after_commit_;
+    detail::effect_buffer& effects_;
 };
 
 namespace detail {

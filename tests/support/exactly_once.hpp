@@ -424,6 +424,114 @@ void schedule_commits_with_the_transaction(Db& db) {
     CHECK_FALSE(journal.find("b").has_value());
 }
 
+/// An operation whose name holds what would end an SQL literal: the name
+/// travels in COMMIT's batch as text, so it must arrive as itself.
+struct awkwardly_named {
+    using effect = sertx::idempotent;
+    static constexpr std::string_view name = "it's a \\ name'; drop table sertx_effect; --";
+    void operator()(const std::string&) const {}
+};
+
+/// schedule's result: never asked, the intent goes with COMMIT (the body's
+/// own reads do not see it before); asked inside the body, it is written at
+/// once and says whether the key was new; asked after the transaction, it
+/// throws rather than guess.
+template <class Db>
+void schedule_is_written_with_commit_unless_asked(Db& db) {
+    sertx::install(db);
+    sertx::effects journal(db);
+    const auto rows_in = [](auto& tx) {
+        long long n = 0;
+        tx.sql() << "select count(*) from sertx_effect", soci::into(n);
+        return n;
+    };
+    sertx::transact(db, [&](auto& tx) {
+        journal.template schedule<pay>(tx, "a", "first");
+        CHECK(rows_in(tx) == 0);  // buffered
+        journal.template schedule<pay>(tx, "a", "second in the same transaction");
+        const sertx::scheduled b = journal.template schedule<pay>(tx, "b", "b");
+        CHECK(rows_in(tx) == 0);
+        const bool b_new = b;  // writes all three now
+        CHECK(b_new);
+        CHECK(rows_in(tx) == 2);
+        CHECK(b);  // asked again: the same answer
+    });
+    CHECK(journal.find("a")->payload == "first");
+    // Unasked, a key scheduled before changes nothing; asked, it says false.
+    sertx::transact(db, [&](auto& tx) { journal.template schedule<pay>(tx, "a", "unasked"); });
+    sertx::transact(db, [&](auto& tx) {
+        CHECK_FALSE(journal.template schedule<pay>(tx, "a", "asked"));
+        bool c = journal.template schedule<pay>(tx, "c", "c");
+        CHECK(c);
+    });
+    CHECK(journal.find("a")->payload == "first");
+    CHECK(journal.pending().size() == 3);
+    // Unasked and rolled back: no intent.
+    CHECK_THROWS_AS(sertx::transact(db,
+                                    [&](auto& tx) {
+                                        journal.template schedule<pay>(tx, "d", "d");
+                                        throw std::logic_error("changed my mind");
+                                    }),
+                    std::logic_error);
+    CHECK_FALSE(journal.find("d").has_value());
+    // Asked after its transaction: committed or not, the answer was never read, so it throws.
+    const sertx::scheduled late = sertx::transact(db, [&](auto& tx) { return journal.template schedule<pay>(tx, "e", "e"); });
+    CHECK_THROWS_WITH(static_cast<bool>(late), has_text("asked after its transaction ended"));
+    CHECK(journal.find("e")->state == sertx::effect_state::pending);
+    std::optional<sertx::scheduled> rolled_back;
+    CHECK_THROWS_AS(sertx::transact(db,
+                                    [&](auto& tx) {
+                                        rolled_back = journal.template schedule<pay>(tx, "f", "f");
+                                        throw std::logic_error("changed my mind");
+                                    }),
+                    std::logic_error);
+    CHECK_THROWS_AS(static_cast<bool>(*rolled_back), sertx::error);
+    // Asked inside: the answer stays true afterwards.
+    const sertx::scheduled asked = sertx::transact(db, [&](auto& tx) {
+        sertx::scheduled g = journal.template schedule<pay>(tx, "g", "g");
+        CHECK(g);
+        return g;
+    });
+    CHECK(asked);
+    // Any bytes in the key and the payload, and a name with quotes, arrive as themselves.
+    using namespace std::string_literals;
+    const std::string key = "k'\\\0\"; x"s, payload = "p'\\\0\xff"s;
+    sertx::transact(db, [&](auto& tx) { journal.template schedule<awkwardly_named>(tx, key, payload); });
+    const std::optional<sertx::effect_record> odd = journal.find(key);
+    REQUIRE(odd.has_value());
+    CHECK(odd->payload == payload);
+    CHECK(odd->operation == awkwardly_named::name);
+    CHECK(odd->effect == "idempotent");
+}
+
+/// A nested<savepoint> that rolls back drops the intents scheduled inside
+/// it, and only those.
+template <class Db>
+void schedule_in_a_savepoint_rolls_back_with_it(Db& db) {
+    using inner = sertx::policy<sertx::nested<sertx::savepoint>>;
+    sertx::install(db);
+    sertx::effects journal(db);
+    std::optional<sertx::scheduled> dropped;
+    sertx::transact(db, [&](auto& tx) {
+        journal.template schedule<pay>(tx, "outer-before", "o");
+        try {
+            sertx::transact<inner>(db, [&](auto& in) {
+                dropped = journal.template schedule<pay>(in, "inner-dropped", "i");
+                throw std::logic_error("inner gives up");
+            });
+        } catch (const std::logic_error&) {
+        }
+        sertx::transact<inner>(db, [&](auto& in) { journal.template schedule<pay>(in, "inner-kept", "i"); });
+        journal.template schedule<pay>(tx, "outer-after", "o");
+    });
+    CHECK_THROWS_AS(static_cast<bool>(*dropped), sertx::error);
+    CHECK_FALSE(journal.find("inner-dropped").has_value());
+    for (const char* k : {"outer-before", "inner-kept", "outer-after"}) {
+        INFO(k);
+        CHECK(journal.find(k).has_value());
+    }
+}
+
 template <class Db>
 void dispatch_records_each_outcome(Db& db) {
     sertx::install(db);
@@ -721,6 +829,16 @@ void concurrent_dispatchers_call_each_once(Db& db, int dispatchers, int effects)
         SERTX_REQUIRE_BACKEND(TestType);                                                                               \
         TestType fixture;                                                                                              \
         ::sertx::test::schedule_commits_with_the_transaction(fixture.db);                                              \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("schedule goes with COMMIT unless its result is asked, and never answers after it", backend_tag "[effects]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::schedule_is_written_with_commit_unless_asked(fixture.db);                                       \
+    }                                                                                                                  \
+    TEMPLATE_TEST_CASE("intents scheduled in a savepoint that rolls back are dropped with it", backend_tag "[effects]", Fixture) { \
+        SERTX_REQUIRE_BACKEND(TestType);                                                                               \
+        TestType fixture;                                                                                              \
+        ::sertx::test::schedule_in_a_savepoint_rolls_back_with_it(fixture.db);                                         \
     }                                                                                                                  \
     TEMPLATE_TEST_CASE("dispatch records done, failed and in-doubt outcomes", backend_tag "[effects]", Fixture) {      \
         SERTX_REQUIRE_BACKEND(TestType);                                                                               \

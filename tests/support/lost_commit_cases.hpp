@@ -17,6 +17,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace sertx::test::lost_commit {
 
@@ -99,6 +100,46 @@ void twenty_lost_commits_apply_once_each(Fixture& p) {
     CHECK(p.distinct_rows() == 20);
 }
 
+/// What the intent tests schedule: nothing runs it.
+struct noted {
+    using effect = sertx::idempotent;
+    static constexpr std::string_view name = "noted";
+    void operator()(const std::string&) const {}
+};
+
+/// An intent scheduled without asking travels in COMMIT's batch: with its
+/// answer lost (resolved by transact_with's key or transaction id), or with
+/// COMMIT never arriving (the body runs again), it exists exactly once, with
+/// the body's row.
+template <class Fixture, class TransactWith>
+void lost_commit_with_a_scheduled_intent_applies_it_once(Fixture& p, TransactWith transact_with) {
+    sertx::effects journal(p.db);
+    for (const bool answer_lost : {true, false}) {
+        const std::string key = answer_lost ? "answer-lost" : "never-arrived";
+        INFO(key);
+        if (answer_lost)
+            p.proxy.drop_after_commit(1);
+        else
+            p.proxy.drop_before_commit(1);
+        int runs = 0;
+        const std::optional<int> r = transact_with(key, [&](auto& tx) {
+            ++runs;
+            tx.sql() << "insert into t (n) values (1)";
+            journal.template schedule<noted>(tx, key, "payload of " + key);
+            return runs;
+        });
+        CHECK(r == runs);
+        CHECK(runs == (answer_lost ? 1 : 2));
+        const std::optional<sertx::effect_record> e = journal.find(key);
+        REQUIRE(e.has_value());
+        CHECK(e->payload == "payload of " + key);
+    }
+    CHECK(p.proxy.commits_dropped_after_forward() == 1);
+    CHECK(p.proxy.commits_dropped_before_forward() == 1);
+    CHECK(p.rows() == 2);
+    CHECK(journal.pending().size() == 2);
+}
+
 }  // namespace sertx::test::lost_commit
 
 /// Registers the scenarios above for one way of reaching the server; its
@@ -142,6 +183,25 @@ void twenty_lost_commits_apply_once_each(Fixture& p) {
         ::sertx::test::lost_commit::unsent_commit_runs_again_and_applies_once(p, [&](auto body) {                   \
             return sertx::transact<::sertx::test::lost_commit::resolved_by_txid>(p.db, body);                       \
         });                                                                                                         \
+    }                                                                                                               \
+    TEST_CASE("a lost COMMIT carrying a scheduled intent, with a key: the intent exists once", \
+              backend_tag "[lost_commit][effects]") {                                                               \
+        SERTX_REQUIRE_BACKEND(Fixture);                                                                             \
+        Fixture p;                                                                                                  \
+        ::sertx::test::lost_commit::lost_commit_with_a_scheduled_intent_applies_it_once(                            \
+            p, [&](const std::string& key, auto body) {                                                            \
+                return sertx::transact(p.db, sertx::idempotency_key{"transfer-" + key}, body);                     \
+            });                                                                                                     \
+    }                                                                                                               \
+    TEST_CASE("a lost COMMIT carrying a scheduled intent, with by_txid: the intent exists once", \
+              backend_tag "[lost_commit][effects]") {                                                               \
+        SERTX_REQUIRE_BACKEND(Fixture);                                                                             \
+        Fixture p;                                                                                                  \
+        ::sertx::test::lost_commit::lost_commit_with_a_scheduled_intent_applies_it_once(                            \
+            p, [&](const std::string&, auto body) {                                                                \
+                return std::optional<int>(                                                                          \
+                    sertx::transact<::sertx::test::lost_commit::resolved_by_txid>(p.db, body));                     \
+            });                                                                                                     \
     }                                                                                                               \
     TEST_CASE("twenty keyed transfers each losing their COMMIT apply once each",              \
               backend_tag "[lost_commit]") {                                                                        \

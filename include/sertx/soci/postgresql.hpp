@@ -289,7 +289,18 @@ public:
         commit_batch(batch_.c_str());
     }
 
+    /// An intent of the effect journal, written by this transaction's COMMIT
+    /// batch (`commit` or `commit_with_key`), before the key's row: one
+    /// INSERT for all of them, their NOTIFY in it; a failed insert skips the
+    /// COMMIT.
+    void schedule_with_commit(std::string_view key, std::string_view operation, std::string_view effect,
+                              std::string_view payload, std::int64_t not_before) {
+        sertx::detail::effect_statements<connection>::append_effect_row(with_commit_, key, operation, effect,
+                                                                         payload, not_before);
+    }
+
     void rollback() {
+        with_commit_.clear();
         end_of_transaction();
         execute(rollback_statement());
     }
@@ -297,6 +308,7 @@ public:
     /// After a failed attempt: roll back what is open; a session whose
     /// connection failed is marked so that the pool discards it.
     void abandon(failure f) noexcept {
+        with_commit_.clear();
         end_of_transaction();
         if (f == failure::connection_lost || f == failure::commit_unknown || PQstatus(native_) != CONNECTION_OK) {
             broken_ = true;
@@ -576,7 +588,13 @@ private:
     void commit_batch(const char* batch) {
         refuse_unless_open();
         end_of_transaction();
+        if (!with_commit_.empty()) {
+            sertx::detail::effect_statements<connection>::close_effect_rows(with_commit_);
+            with_commit_.append("; ").append(batch);
+            batch = with_commit_.c_str();
+        }
         const batch_results results = run_batch(batch, true);
+        with_commit_.clear();
         if (std::strcmp(PQcmdStatus(results.back()), "COMMIT") != 0)
             refuse("25P02", "sertx: PostgreSQL answered COMMIT with ROLLBACK: the transaction had failed.");
         lock_timeout_.committed();
@@ -651,6 +669,7 @@ private:
     static constexpr std::size_t no_answer = batch_results::capacity;
     std::size_t isolation_answer_ = no_answer, replication_answer_ = no_answer;
     std::string batch_;  // the text of a batch beyond BEGIN alone; reused, so that it keeps its capacity
+    std::string with_commit_;  // the journal's intents for the next COMMIT batch (schedule_with_commit)
     sertx::detail::effect_statements<connection> journal_{*this};
     sertx::detail::migration_statements<connection> migrations_{*this};
     sertx::detail::session_objects objects_;  // after session_: destroyed first

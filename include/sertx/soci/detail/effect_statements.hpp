@@ -18,6 +18,7 @@
 #include <soci/soci.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -275,6 +276,42 @@ public:
         }
     }
 
+    /// The same intents as SQL text, for an adapter that sends them with
+    /// COMMIT in one simple query (PostgreSQL): each call adds one row to
+    /// one INSERT in `batch` (empty: the statement starts), and
+    /// `close_effect_rows` ends it. Rows go in the order given, so that of
+    /// two with one key the first is kept, as two `schedule_effect` calls
+    /// would keep it. Nothing of the caller's is spliced into the text as
+    /// itself: key and payload are stored as hex already, and the names
+    /// travel as hex digits that the server decodes, so that no quote or
+    /// backslash in them can end the literal.
+    static void append_effect_row(std::string& batch, std::string_view key, std::string_view operation,
+                                  std::string_view effect, std::string_view payload, std::int64_t not_before) {
+        const long long now = unix_micros_now();
+        batch.append(batch.empty() ? "with i as (insert into sertx_effect (key, operation, effect, payload, state, "
+                                     "scheduled_at, not_before) values ('"
+                                   : ", ('");
+        append_hex(batch, key);
+        batch.append("', convert_from(decode('");
+        append_hex(batch, operation);
+        batch.append("', 'hex'), 'UTF8'), convert_from(decode('");
+        append_hex(batch, effect);
+        batch.append("', 'hex'), 'UTF8'), '");
+        append_hex(batch, payload);
+        batch.append("', 'pending', ");
+        append_number(batch, now);
+        batch.append(", ");
+        append_number(batch, not_before > 0 ? not_before : now);
+        batch.push_back(')');
+    }
+    /// Ends the INSERT of `append_effect_row`: a key scheduled before changes
+    /// nothing, and each row inserted sends NOTIFY, as `schedule_effect` does.
+    static void close_effect_rows(std::string& batch) {
+        static_assert(Connection::dialect::notify_on_schedule, "sertx: the folded schedule is PostgreSQL's text");
+        batch.append(" on conflict (key) do nothing returning operation) select pg_notify('sertx_effect', "
+                     "operation) from i");
+    }
+
     /// Extends the lease of the claim fenced by `attempts` to `lease`
     /// microseconds from now; false when that claim was rescued meanwhile.
     bool renew_effect(std::string_view key, unsigned attempts, std::int64_t lease) {
@@ -483,6 +520,12 @@ public:
 
 private:
     Connection& self() noexcept { return connection_; }
+
+    static void append_number(std::string& out, std::int64_t n) {
+        char digits[24];
+        const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+        out.append(digits, static_cast<std::size_t>(end - digits));
+    }
 
     /// A statement to run once: one round trip. SOCI's `prepare <<` makes a
     /// named server-side statement on PostgreSQL, which costs three (prepare,
