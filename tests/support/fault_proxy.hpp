@@ -398,24 +398,29 @@ public:
     [[nodiscard]] std::uint64_t stalls() const noexcept { return stalls_.load(); }
 
     // The commit classifier applied to the text of a Simple Query ('Q')
-    // message: its last statement, after trimming whitespace,
+    // message: one of its statements, after trimming whitespace,
     // case-insensitively, "COMMIT" or "END", alone or followed by ';' or
     // whitespace (so "commit;", "COMMIT AND CHAIN", "END TRANSACTION",
-    // "COMMIT PREPARED 'x'", "INSERT ...; COMMIT" count). The batches it
-    // meets hold no ';' inside literals, so the last ';' ends a statement.
+    // "COMMIT PREPARED 'x'", "INSERT ...; COMMIT", and sertx's "...; COMMIT;
+    // SET LOCAL ...; SELECT pg_notify(...)" count). The batches it meets hold
+    // no ';' inside literals, so each ';' ends a statement.
     [[nodiscard]] static bool is_commit_query(std::string_view sql) noexcept {
         auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
-        while (!sql.empty() && (ws(sql.back()) || sql.back() == ';')) sql.remove_suffix(1);
-        if (const auto last = sql.rfind(';'); last != std::string_view::npos) sql.remove_prefix(last + 1);
-        while (!sql.empty() && ws(sql.front())) sql.remove_prefix(1);
-        auto keyword = [&](std::string_view kw) {
-            if (sql.size() < kw.size()) return false;
-            if (!fault_proxy_detail::iequals_ascii(sql.substr(0, kw.size()), kw)) return false;
-            if (sql.size() == kw.size()) return true;
-            const char next = sql[kw.size()];
-            return next == ';' || ws(next);
+        auto is_commit = [&](std::string_view statement) {
+            while (!statement.empty() && ws(statement.front())) statement.remove_prefix(1);
+            auto keyword = [&](std::string_view kw) {
+                if (statement.size() < kw.size()) return false;
+                if (!fault_proxy_detail::iequals_ascii(statement.substr(0, kw.size()), kw)) return false;
+                return statement.size() == kw.size() || ws(statement[kw.size()]);
+            };
+            return keyword("COMMIT") || keyword("END");
         };
-        return keyword("COMMIT") || keyword("END");
+        for (std::size_t end = sql.find(';'); !sql.empty(); end = sql.find(';')) {
+            if (is_commit(sql.substr(0, end))) return true;
+            if (end == std::string_view::npos) break;
+            sql.remove_prefix(end + 1);
+        }
+        return false;
     }
 
 private:

@@ -320,13 +320,14 @@ void run_all(const target& t) {
         bool good = true;
         for (const char* s : {"COMMIT", "commit", " Commit ;", "COMMIT;", "\n\tcommit\n", "END", "end;",
                               "COMMIT AND CHAIN", "END TRANSACTION", "commit work", "BEGIN; COMMIT",
-                              "insert into sertx_commit_log values ('6b', '00', 1, ''); COMMIT"}) {
+                              "insert into sertx_commit_log values ('6b', '00', 1, ''); COMMIT", "COMMIT; SELECT 1",
+                              "COMMIT; SET LOCAL synchronous_commit TO off; SELECT pg_notify('sertx_effect', 'x')"}) {
             if (!fault_proxy::is_commit_query(s)) {
                 std::printf("       not recognised: '%s'\n", s);
                 good = false;
             }
         }
-        for (const char* s : {"", "COMMITTED", "ENDS", "ROLLBACK", "SELECT 'COMMIT'", "COMMIT; SELECT 1",
+        for (const char* s : {"", "COMMITTED", "ENDS", "ROLLBACK", "SELECT 'COMMIT'", "SELECT 1; ROLLBACK",
                               "commit_ts", "END_X", "ABORT", ";"}) {
             if (fault_proxy::is_commit_query(s)) {
                 std::printf("       wrongly recognised: '%s'\n", s);

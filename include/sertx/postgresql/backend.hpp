@@ -160,9 +160,10 @@ struct dialect {
         "and state = 'pending' and not_before <= :t2 order by not_before, scheduled_at, key limit :n for update skip "
         "locked) picked where sertx_effect.key = picked.key returning sertx_effect.key, sertx_effect.payload, "
         "sertx_effect.attempts, sertx_effect.retries, sertx_effect.not_before, sertx_effect.scheduled_at";
-    /// The scheduling INSERT also sends NOTIFY on channel sertx_effect
-    /// (payload: the operation's name), for the listeners of
-    /// soci/detail/postgresql/effect_listener.hpp.
+    /// A transaction that schedules an intent sends NOTIFY on channel
+    /// sertx_effect (payload: the operation's name) right after its COMMIT,
+    /// for the listeners of soci/detail/postgresql/effect_listener.hpp
+    /// (the connection's `notify_after_commit`).
     static constexpr bool notify_on_schedule = true;
     static constexpr const char* migration_table_exists =
         "select case when to_regclass('sertx_schema') is null then 0 else 1 end";

@@ -26,6 +26,7 @@
 ///   policy's observers (`on_notice`).
 
 #include <sertx/adapter.hpp>
+#include <sertx/detail/hex.hpp>
 #include <sertx/failure.hpp>
 #include <sertx/postgresql/backend.hpp>
 #include <sertx/soci/common.hpp>
@@ -36,6 +37,7 @@
 #include <libpq-fe.h>
 #include <soci/postgresql/soci-postgresql.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
@@ -291,16 +293,34 @@ public:
 
     /// An intent of the effect journal, written by this transaction's COMMIT
     /// batch (`commit` or `commit_with_key`), before the key's row: one
-    /// INSERT for all of them, their NOTIFY in it; a failed insert skips the
-    /// COMMIT.
+    /// INSERT for all of them; a failed insert skips the COMMIT.
     void schedule_with_commit(std::string_view key, std::string_view operation, std::string_view effect,
                               std::string_view payload, std::int64_t not_before) {
         sertx::detail::effect_statements<connection>::append_effect_row(with_commit_, key, operation, effect,
                                                                          payload, not_before);
+        notify_after_commit(operation);
+    }
+
+    /// Wakes the dispatchers of `operation` listening in other processes
+    /// (NOTIFY sertx_effect) once this transaction has committed: sent in
+    /// COMMIT's batch, after COMMIT, so it costs no round trip and goes only
+    /// if the transaction committed. Not inside the transaction: PostgreSQL
+    /// commits the transactions that notify one at a time (a lock held from
+    /// the notification's queueing through the commit's WAL flush), which
+    /// made every scheduling commit wait for the others' flushes. The
+    /// notification's own transaction writes nothing to keep, so it commits
+    /// without waiting for a flush (`synchronous_commit` off in it alone).
+    void notify_after_commit(std::string_view operation) {
+        if (std::find(notified_.begin(), notified_.end(), operation) != notified_.end()) return;
+        notified_.emplace_back(operation);
+        after_commit_.append(after_commit_.empty() ? "; SET LOCAL synchronous_commit TO off; SELECT " : ", ");
+        after_commit_.append("pg_notify('sertx_effect', convert_from(decode('");
+        sertx::detail::append_hex(after_commit_, operation);
+        after_commit_.append("', 'hex'), 'UTF8'))");
     }
 
     void rollback() {
-        with_commit_.clear();
+        forget_commit_extras();
         end_of_transaction();
         execute(rollback_statement());
     }
@@ -308,7 +328,7 @@ public:
     /// After a failed attempt: roll back what is open; a session whose
     /// connection failed is marked so that the pool discards it.
     void abandon(failure f) noexcept {
-        with_commit_.clear();
+        forget_commit_extras();
         end_of_transaction();
         if (f == failure::connection_lost || f == failure::commit_unknown || PQstatus(native_) != CONNECTION_OK) {
             broken_ = true;
@@ -533,7 +553,7 @@ private:
     /// the key's insert and COMMIT).
     class batch_results {
     public:
-        static constexpr std::size_t capacity = 5;
+        static constexpr std::size_t capacity = 6;
         bool push(pg_result r) noexcept {
             if (size_ == capacity) return false;
             slots_[size_++] = std::move(r);
@@ -564,7 +584,11 @@ private:
     /// Statements separated by ';' in one round trip (one simple query); the
     /// result of each, or the first failure through fail(). The server skips
     /// what follows a failed statement.
-    batch_results run_batch(const char* batch, bool commit_sent = false) {
+    /// The results of `batch`'s statements, or the first failure thrown.
+    /// `after_commit`: statements after the batch's COMMIT may fail without
+    /// undoing it (a NOTIFY refused, its queue full: the wake-up is lost, and
+    /// the dispatchers' poll makes up for it).
+    batch_results run_batch(const char* batch, bool commit_sent = false, bool after_commit = false) {
         if (!PQsendQuery(native_, batch)) fail(nullptr, batch);  // not sent: nothing can commit
         batch_results results;
         pg_result failed;
@@ -577,7 +601,10 @@ private:
             else if (!failed)
                 failed = std::move(result);
         }
-        if (failed || results.empty()) fail(failed.get(), batch, commit_sent);
+        bool committed = false;
+        for (std::size_t i = 0; after_commit && i < results.size(); ++i)
+            committed |= std::strcmp(PQcmdStatus(results[i]), "COMMIT") == 0;
+        if ((failed && !committed) || results.empty()) fail(failed.get(), batch, commit_sent);
         if (overflow)  // sertx's own batches never are: a bug, reported before anything relies on it
             throw error("sertx: internal error: a batch returned more than " +
                         std::to_string(batch_results::capacity) + " results: " + batch);
@@ -585,6 +612,8 @@ private:
     }
 
     /// A batch that ends with COMMIT, sent only while the transaction is open.
+    /// `batch` (ending with COMMIT), after the journal's intents and before
+    /// their NOTIFY (notify_after_commit).
     void commit_batch(const char* batch) {
         refuse_unless_open();
         end_of_transaction();
@@ -593,11 +622,26 @@ private:
             with_commit_.append("; ").append(batch);
             batch = with_commit_.c_str();
         }
-        const batch_results results = run_batch(batch, true);
-        with_commit_.clear();
-        if (std::strcmp(PQcmdStatus(results.back()), "COMMIT") != 0)
+        if (!after_commit_.empty()) {
+            if (batch != with_commit_.c_str()) with_commit_.assign(batch);
+            with_commit_.append(after_commit_);
+            batch = with_commit_.c_str();
+        }
+        const batch_results results = run_batch(batch, true, !after_commit_.empty());
+        forget_commit_extras();
+        std::size_t commit = results.size() - 1;
+        while (commit > 0 && !ended_transaction(results[commit])) --commit;
+        if (std::strcmp(PQcmdStatus(results[commit]), "COMMIT") != 0)
             refuse("25P02", "sertx: PostgreSQL answered COMMIT with ROLLBACK: the transaction had failed.");
         lock_timeout_.committed();
+    }
+    static bool ended_transaction(PGresult* r) {
+        return std::strcmp(PQcmdStatus(r), "COMMIT") == 0 || std::strcmp(PQcmdStatus(r), "ROLLBACK") == 0;
+    }
+    void forget_commit_extras() noexcept {
+        with_commit_.clear();
+        after_commit_.clear();
+        notified_.clear();
     }
 
     std::string query_text(const char* sql) {
@@ -670,6 +714,8 @@ private:
     std::size_t isolation_answer_ = no_answer, replication_answer_ = no_answer;
     std::string batch_;  // the text of a batch beyond BEGIN alone; reused, so that it keeps its capacity
     std::string with_commit_;  // the journal's intents for the next COMMIT batch (schedule_with_commit)
+    std::string after_commit_;  // the NOTIFY after that COMMIT (notify_after_commit)
+    std::vector<std::string> notified_;  // the operations after_commit_ names
     sertx::detail::effect_statements<connection> journal_{*this};
     sertx::detail::migration_statements<connection> migrations_{*this};
     sertx::detail::session_objects objects_;  // after session_: destroyed first

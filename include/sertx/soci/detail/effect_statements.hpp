@@ -197,19 +197,9 @@ public:
         std::string k = to_hex(key), o(operation), e(effect), p = to_hex(payload);
         long long now = unix_micros_now();
         long long due = not_before > 0 ? not_before : now;
-        if constexpr (Connection::dialect::notify_on_schedule) {
-            // The notification rides in the INSERT's round trip, and only
-            // when a row was inserted; the server delivers it at COMMIT.
-            std::string channel_op(operation);
-            int inserted = 0;
-            once("with i as (insert into sertx_effect (key, operation, effect, payload, state, scheduled_at, "
-                 "not_before) values (:k, :o, :e, :p, 'pending', :t, :n) on conflict (key) do nothing returning 1) "
-                 "select count(*) from (select pg_notify('sertx_effect', :c) from i) notified",
-                 ::soci::into(inserted), ::soci::use(k), ::soci::use(o), ::soci::use(e), ::soci::use(p),
-                 ::soci::use(now), ::soci::use(due), ::soci::use(channel_op))
-                .execute(true);
-            return inserted == 1;
-        }
+        // The wake-up of other processes' dispatchers goes after COMMIT
+        // (PostgreSQL: the connection's notify_after_commit).
+        if constexpr (Connection::dialect::notify_on_schedule) self().notify_after_commit(operation);
         return changed(once("insert into sertx_effect (key, operation, effect, payload, state, scheduled_at, "
                             "not_before) values (:k, :o, :e, :p, 'pending', :t, :n) on conflict (key) do nothing",
                             ::soci::use(k), ::soci::use(o), ::soci::use(e), ::soci::use(p), ::soci::use(now),
@@ -288,7 +278,7 @@ public:
     static void append_effect_row(std::string& batch, std::string_view key, std::string_view operation,
                                   std::string_view effect, std::string_view payload, std::int64_t not_before) {
         const long long now = unix_micros_now();
-        batch.append(batch.empty() ? "with i as (insert into sertx_effect (key, operation, effect, payload, state, "
+        batch.append(batch.empty() ? "insert into sertx_effect (key, operation, effect, payload, state, "
                                      "scheduled_at, not_before) values ('"
                                    : ", ('");
         append_hex(batch, key);
@@ -305,12 +295,8 @@ public:
         batch.push_back(')');
     }
     /// Ends the INSERT of `append_effect_row`: a key scheduled before changes
-    /// nothing, and each row inserted sends NOTIFY, as `schedule_effect` does.
-    static void close_effect_rows(std::string& batch) {
-        static_assert(Connection::dialect::notify_on_schedule, "sertx: the folded schedule is PostgreSQL's text");
-        batch.append(" on conflict (key) do nothing returning operation) select pg_notify('sertx_effect', "
-                     "operation) from i");
-    }
+    /// nothing, as in `schedule_effect`.
+    static void close_effect_rows(std::string& batch) { batch.append(" on conflict (key) do nothing"); }
 
     /// Extends the lease of the claim fenced by `attempts` to `lease`
     /// microseconds from now; false when that claim was rescued meanwhile.
