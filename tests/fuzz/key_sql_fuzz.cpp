@@ -51,6 +51,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto found = literals(find);
     require(found.size() == 1 && sertx::detail::from_hex(found[0]) == std::string(key));
 
+    // BEGIN's batch as the adapter sends it: the lookup in its own
+    // transaction, then the transaction's BEGIN; four statements whatever the key.
+    using dialect = sertx::postgresql::dialect;
+    const std::string batch = dialect::key_lookup_begin + find + dialect::key_lookup_end + dialect::begin[0];
+    require(sertx::detail::split_statements(batch, dialect::split_as).size() == 4);
+
     const std::string attempt = sertx::detail::to_hex(request.substr(0, 16));
     const std::string record = sertx::postgresql::dialect::record_key(key, attempt, request, 1);
     check_one_statement(record);
