@@ -189,11 +189,19 @@ struct dialect {
     /// Outside the snapshot it cannot answer wrong: a key it finds is
     /// committed; one committed after it, even before the snapshot, makes the
     /// key's insert fail on the primary key (`failure_context::key_taken`).
-    static void append_find_key(std::string& out, std::string_view key) {
-        out.append("select attempt, request from sertx_commit_log where key = '");
+    ///
+    /// `prepared`: through the statements of `prepare_key_statements`, which
+    /// a session outside a transaction pooler prepares once, so that the
+    /// server neither parses nor plans them in every transaction.
+    static void append_find_key(std::string& out, std::string_view key, bool prepared = false) {
+        out.append(prepared ? "execute sertx_find_key('" : "select attempt, request from sertx_commit_log where key = '");
         sertx::detail::append_hex(out, key);
-        out.push_back('\'');
+        out.append(prepared ? "')" : "'");
     }
+    static constexpr const char* prepare_key_statements =
+        "prepare sertx_find_key(text) as select attempt, request from sertx_commit_log where key = $1; "
+        "prepare sertx_record_key(text, text, bigint, text) as "
+        "insert into sertx_commit_log (key, attempt, committed_at, request) values ($1, $2, $3, $4)";
     /// The lookup's own transaction. Explicit, because BEGIN after a bare
     /// lookup in the same batch would adopt its implicit transaction and then
     /// refuse ISOLATION LEVEL after a query (25001), and a COMMIT of that
@@ -204,10 +212,12 @@ struct dialect {
     /// The key's primary key constraint (PostgreSQL's default name).
     static constexpr std::string_view key_constraint = "sertx_commit_log_pkey";
     static void append_record_key(std::string& out, std::string_view key, std::string_view attempt,
-                                  std::string_view request, std::int64_t committed_at_unix_micros) {
+                                  std::string_view request, std::int64_t committed_at_unix_micros,
+                                  bool prepared = false) {
         if (!sertx::detail::is_hex(attempt))
             throw error("sertx: an attempt id is hex digits; this one is not, so it is not written into SQL.");
-        out.append("insert into sertx_commit_log (key, attempt, committed_at, request) values ('");
+        out.append(prepared ? "execute sertx_record_key('"
+                            : "insert into sertx_commit_log (key, attempt, committed_at, request) values ('");
         sertx::detail::append_hex(out, key);
         out.append("', '").append(attempt).append("', ");
         char digits[24];
@@ -216,15 +226,15 @@ struct dialect {
         sertx::detail::append_hex(out, request);
         out.append("')");
     }
-    static std::string find_key(std::string_view key) {
+    static std::string find_key(std::string_view key, bool prepared = false) {
         std::string out;
-        append_find_key(out, key);
+        append_find_key(out, key, prepared);
         return out;
     }
     static std::string record_key(std::string_view key, std::string_view attempt, std::string_view request,
-                                  std::int64_t committed_at_unix_micros) {
+                                  std::int64_t committed_at_unix_micros, bool prepared = false) {
         std::string out;
-        append_record_key(out, key, attempt, request, committed_at_unix_micros);
+        append_record_key(out, key, attempt, request, committed_at_unix_micros, prepared);
         return out;
     }
 };

@@ -248,8 +248,9 @@ public:
     /// lookup runs before the transaction (`dialect::append_find_key` says
     /// why it cannot answer wrong there).
     std::optional<committed_key> begin_and_find_key(const transaction_start& start, std::string_view key) {
+        const bool prepared = prepare_key_statements();
         batch_.assign(dialect::key_lookup_begin);
-        dialect::append_find_key(batch_, key);
+        dialect::append_find_key(batch_, key, prepared);
         batch_.append(dialect::key_lookup_end);
         begin_batch(start, lookup_answers);
         const batch_results results = run_batch(batch_.c_str());
@@ -287,7 +288,7 @@ public:
     /// flight leaves the outcome to the key's lookup.
     void commit_with_key(std::string_view key, std::string_view attempt, std::string_view request) {
         batch_.clear();
-        dialect::append_record_key(batch_, key, attempt, request, sertx::detail::unix_micros_now());
+        dialect::append_record_key(batch_, key, attempt, request, sertx::detail::unix_micros_now(), key_prepared_);
         batch_.append("; COMMIT");
         commit_batch(batch_.c_str());
     }
@@ -421,6 +422,24 @@ private:
                        "transact().");
             default: refuse("08006", "sertx: the connection was lost before COMMIT was sent.");
         }
+    }
+
+    /// Prepares the key's statements the first time this session runs a
+    /// keyed transaction (one round trip, outside any transaction); false
+    /// behind a transaction pooler, where a prepared statement does not
+    /// outlive the transaction, and the text statements are sent instead.
+    /// PREPARE is not undone by a failure: a session whose PREPAREs failed
+    /// (no commit log yet) may hold one of them, and is not reused.
+    bool prepare_key_statements() {
+        if (transaction_pooling()) return false;
+        if (key_prepared_) return true;
+        pg_result r(PQexec(native_, dialect::prepare_key_statements));
+        if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+            broken_ = true;
+            fail(r.get(), dialect::prepare_key_statements);
+        }
+        key_prepared_ = true;
+        return true;
     }
 
     bool transaction_pooling() const noexcept {
@@ -650,6 +669,7 @@ private:
     bool broken_ = false;
     bool standby_ = false;
     bool read_only_ = false;  // default_transaction_read_only=on when the session opened
+    bool key_prepared_ = false;  // the key's statements are prepared in this session
     // The transaction in progress (or the last one) was begun read-write on
     // a writable server: a 25006 in it means the server turned read-only
     // (a demoted primary), and the attempt is retried on a fresh session.
