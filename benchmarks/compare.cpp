@@ -23,7 +23,8 @@
 // idempotent operation with a fresh key), sertx-pooler and sertx-pooler-once
 // (pooler_mode::transaction on a direct connection), sertx-lt-<ms>, sertx-backoff-<strategy>; soci and soci-once (a
 // hand-written loop, BEGIN ISOLATION LEVEL SERIALIZABLE, immediate retry on
-// 40001/40P01); pqxx (pqxx::perform around pqxx::transaction<serializable>);
+// 40001/40P01); soci-key (that loop with a key table of its own, the key
+// looked up after BEGIN and inserted before COMMIT, prepared); pqxx (pqxx::perform around pqxx::transaction<serializable>);
 // pgbench (-M prepared, the same script). SQLite: sertx, sertx-once,
 // sertx-key, sertx-effect, soci, soci-once, raw (the C API, BEGIN IMMEDIATE).
 //
@@ -333,6 +334,61 @@ result soci_pg(const options& o, const bench::workload& w) {
                         if constexpr (Prepared) report_prepared(*report, lo);
                         else report_once(sql, lo);
                     }
+                    sql.commit();
+                    return {true, false, a};
+                } catch (const soci::postgresql_soci_error& e) {
+                    const std::string state = e.sqlstate();
+                    try {
+                        sql.rollback();
+                    } catch (const soci::soci_error&) {
+                    }
+                    if (!pg_retryable(state)) throw;
+                    if (a >= peer_max_tries) return {false, true, a};
+                }
+            }
+        });
+    });
+}
+
+/// The hand-written SOCI loop with an idempotency key of its own, as a
+/// careful user writes it today: a key table, the key looked up after BEGIN
+/// and inserted before COMMIT, both statements prepared once per session.
+result soci_key_pg(const options& o, const bench::workload& w) {
+    if (!w.transfer) throw std::runtime_error("bench: a report takes no idempotency key");
+    {
+        auto c = bench::pg_connect(pg_conninfo(o, w));
+        PQsetNoticeProcessor(c.get(), &quiet_notices, nullptr);
+        bench::pg_exec(c.get(), "create table if not exists bench_key (key text primary key, attempt text not null)");
+        bench::pg_exec(c.get(), "truncate bench_key");
+    }
+    return measure(o, [&](unsigned i, tally& t, std::atomic<int>& now, std::atomic<unsigned>& ready) {
+        soci::session sql(soci::postgresql, pg_conninfo(o, w));
+        PQsetNoticeProcessor(static_cast<soci::postgresql_session_backend*>(sql.get_backend())->conn_,
+                             &quiet_notices, nullptr);
+        soci_transfer_statements transfer(sql);
+        std::string key, attempt = "a";
+        int found = 0;
+        soci::statement find = (sql.prepare << "select count(*) from bench_key where key = :k", soci::use(key),
+                                soci::into(found));
+        soci::statement record =
+            (sql.prepare << "insert into bench_key (key, attempt) values (:k, :a)", soci::use(key), soci::use(attempt));
+        bench::rng rng(seed_of(i));
+        std::uint64_t n = 0;
+        const std::string key_prefix = "k" + std::to_string(seed_of(i)) + "-";
+        ready.fetch_add(1);
+        drive(t, now, [&]() -> outcome {
+            const auto tr = bench::next_transfer(rng, w);
+            key = key_prefix + std::to_string(++n);
+            for (unsigned a = 1;; ++a) {
+                try {
+                    sql << bench::pg_begin;
+                    find.execute(true);
+                    if (found != 0) {
+                        sql.rollback();
+                        return {true, false, a};
+                    }
+                    transfer_prepared(transfer, tr);
+                    record.execute(true);
                     sql.commit();
                     return {true, false, a};
                 } catch (const soci::postgresql_soci_error& e) {
@@ -660,6 +716,7 @@ const std::map<std::string, runner, std::less<>> pg_contenders = {
     {"sertx-attempts-30", &sertx_pg<sertx::policy<sertx::max_attempts<30>>, true, false>},
     {"soci", &soci_pg<true>},
     {"soci-once", &soci_pg<false>},
+    {"soci-key", &soci_key_pg},
     {"pqxx", &pqxx_pg},
     {"pgbench", &pgbench_pg},
 };

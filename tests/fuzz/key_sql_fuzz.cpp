@@ -46,10 +46,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view input(reinterpret_cast<const char*>(data), size);
     const std::string_view key = input.substr(0, size / 2), request = input.substr(size / 2);
 
-    const std::string find = sertx::postgresql::dialect::find_key(key);
-    check_one_statement(find);
-    const auto found = literals(find);
-    require(found.size() == 1 && sertx::detail::from_hex(found[0]) == std::string(key));
+    for (const bool prepared : {false, true}) {
+        const std::string find = sertx::postgresql::dialect::find_key(key, prepared);
+        check_one_statement(find);
+        const auto found = literals(find);
+        require(found.size() == 1 && sertx::detail::from_hex(found[0]) == std::string(key));
+        const std::string record = sertx::postgresql::dialect::record_key(key, "ab", request, 1, prepared);
+        check_one_statement(record);
+        const auto written = literals(record);
+        require(written.size() == 3 && sertx::detail::from_hex(written[0]) == std::string(key) &&
+                written[1] == "ab" && sertx::detail::from_hex(written[2]) == std::string(request));
+    }
+    const std::string find = sertx::postgresql::dialect::find_key(key, true);
+
+    // BEGIN's batch as the adapter sends it: the lookup in its own
+    // transaction, then the transaction's BEGIN; four statements whatever the key.
+    using dialect = sertx::postgresql::dialect;
+    const std::string batch = dialect::key_lookup_begin + find + dialect::key_lookup_end + dialect::begin[0];
+    require(sertx::detail::split_statements(batch, dialect::split_as).size() == 4);
 
     const std::string attempt = sertx::detail::to_hex(request.substr(0, 16));
     const std::string record = sertx::postgresql::dialect::record_key(key, attempt, request, 1);

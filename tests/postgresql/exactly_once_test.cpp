@@ -49,3 +49,24 @@ TEST_CASE("keyed calls that all read their key as absent commit once, and the ot
     // wrote the key) and was re-run, and the re-run found the key.
     CHECK(db.stats().total_retries() >= 5 * (threads - 1));
 }
+
+TEST_CASE("a session prepares the key's statements at its first keyed call, and they follow a commit log made anew",
+          "[postgresql][exactly_once]") {
+    SERTX_REQUIRE_BACKEND(PostgreSQL);
+    sertx::test::pg_database pg;
+    auto db = sertx::postgresql::open(pg.conninfo(), {.pool_size = 1});  // one session: every call shares it
+    auto body = [](auto&) {};
+    // Before install, the PREPARE fails like the lookup would, naming the table.
+    REQUIRE_THROWS_WITH(sertx::transact(db, sertx::idempotency_key{"k"}, body), has_text("sertx_commit_log"));
+    sertx::install(db);
+    CHECK(sertx::transact(db, sertx::idempotency_key{"k"}, body));
+    CHECK(count(db, "select count(*) from pg_prepared_statements where name in ('sertx_find_key', 'sertx_record_key')") ==
+          2);
+    CHECK_FALSE(sertx::transact(db, sertx::idempotency_key{"k"}, body));
+    // The prepared statements are planned again against the new table.
+    exec(db, "drop table sertx_commit_log");
+    sertx::install(db);
+    CHECK(sertx::transact(db, sertx::idempotency_key{"k"}, body));
+    CHECK_FALSE(sertx::transact(db, sertx::idempotency_key{"k"}, body));
+    CHECK(count(db, "select count(*) from sertx_commit_log") == 1);
+}

@@ -36,6 +36,11 @@ TEST_CASE("PostgreSQL's table reads the connection's state beside the SQLSTATE",
     // a cancel is a lost lock timeout only while one may have fired
     CHECK(classify_sqlstate("57014", failure_context{.lock_timeout_may_cancel = true}) == failure::busy);
     CHECK(classify_sqlstate("57014", failure_context{.lock_timeout_may_cancel = false}) == failure::permanent);
+    // the key's insert meeting a key committed after its lookup (which runs
+    // before the snapshot) is a conflict that the re-run resolves; any other
+    // unique violation stays the body's
+    CHECK(classify_sqlstate("23505", failure_context{.key_taken = true}) == failure::serialization);
+    CHECK(classify_sqlstate("23505", failure_context{.key_taken = false}) == failure::permanent);
     // the adapter's own refusals go through the same table
     CHECK(classify_sqlstate("25006") == failure::permanent);
     CHECK(classify_sqlstate("25P02") == failure::permanent);

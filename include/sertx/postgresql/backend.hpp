@@ -63,6 +63,11 @@ struct failure_context {
     /// accepting connections), not that the body wrote in a read-only
     /// transaction.
     bool writable_when_opened = false;
+    /// The failure is a unique violation of sertx_commit_log's key: its
+    /// lookup runs before the transaction's snapshot (`dialect::append_find_key`),
+    /// so an attempt that committed the key after the lookup meets it here.
+    /// A conflict like 40001: the re-run finds the key at its start.
+    bool key_taken = false;
 };
 
 /// The one classification table of PostgreSQL (DESIGN §5): the SQLSTATE of a
@@ -71,6 +76,7 @@ struct failure_context {
 constexpr failure classify_sqlstate(std::string_view sqlstate, failure_context context = {}) noexcept {
     if (!context.connected) return context.commit_sent ? failure::commit_unknown : failure::connection_lost;
     if (sqlstate == "40001") return failure::serialization;  // serialization_failure
+    if (sqlstate == "23505" && context.key_taken) return failure::serialization;  // unique_violation
     if (sqlstate == "40P01") return failure::deadlock;       // deadlock_detected
     if (sqlstate == "55P03") return failure::busy;           // lock_not_available (lock_timeout)
     // A lock timeout that fires as the lock is granted, just before a second
@@ -180,20 +186,50 @@ struct dialect {
     /// The statements an idempotency key adds to BEGIN's and COMMIT's
     /// batches, so that it costs no round trip of its own. Everything of the
     /// caller's (key, request) travels as hex digits, and the attempt id must
-    /// be hex already: nothing is spliced into the SQL text as itself
+    /// be hex already: the only characters that reach the SQL text between
+    /// the quotes are [0-9a-f], which can neither end the literal nor escape
+    /// anything, so nothing is spliced into it as itself
     /// (tests/fuzz/key_sql_fuzz.cpp checks it). The `append_` forms write
     /// into a buffer the connection keeps, so that a keyed transaction does
     /// not allocate its batch text anew each time.
-    static void append_find_key(std::string& out, std::string_view key) {
-        out.append("select attempt, request from sertx_commit_log where key = '");
+    ///
+    /// The lookup goes first in BEGIN's batch, in a READ COMMITTED
+    /// transaction of its own (`key_lookup_begin`, `key_lookup_end`): read inside the
+    /// SERIALIZABLE transaction, it would leave a predicate (SIREAD) lock on
+    /// the key index's page, and concurrent keyed transactions with different
+    /// keys on that page would fail each other with 40001 (docs/benchmarks.md).
+    /// Outside the snapshot it cannot answer wrong: a key it finds is
+    /// committed; one committed after it, even before the snapshot, makes the
+    /// key's insert fail on the primary key (`failure_context::key_taken`).
+    ///
+    /// `prepared`: through the statements of `prepare_key_statements`, which
+    /// a session outside a transaction pooler prepares once, so that the
+    /// server neither parses nor plans them in every transaction.
+    static void append_find_key(std::string& out, std::string_view key, bool prepared = false) {
+        out.append(prepared ? "execute sertx_find_key('" : "select attempt, request from sertx_commit_log where key = '");
         sertx::detail::append_hex(out, key);
-        out.push_back('\'');
+        out.append(prepared ? "')" : "'");
     }
+    static constexpr const char* prepare_key_statements =
+        "prepare sertx_find_key(text) as select attempt, request from sertx_commit_log where key = $1; "
+        "prepare sertx_record_key(text, text, bigint, text) as "
+        "insert into sertx_commit_log (key, attempt, committed_at, request) values ($1, $2, $3, $4)";
+    /// The lookup's own transaction. Explicit, because BEGIN after a bare
+    /// lookup in the same batch would adopt its implicit transaction and then
+    /// refuse ISOLATION LEVEL after a query (25001), and a COMMIT of that
+    /// implicit transaction draws a WARNING; READ COMMITTED whatever the
+    /// server's default_transaction_isolation, so that it takes no SIREAD lock.
+    static constexpr const char* key_lookup_begin = "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; ";
+    static constexpr const char* key_lookup_end = "; COMMIT; ";
+    /// The key's primary key constraint (PostgreSQL's default name).
+    static constexpr std::string_view key_constraint = "sertx_commit_log_pkey";
     static void append_record_key(std::string& out, std::string_view key, std::string_view attempt,
-                                  std::string_view request, std::int64_t committed_at_unix_micros) {
+                                  std::string_view request, std::int64_t committed_at_unix_micros,
+                                  bool prepared = false) {
         if (!sertx::detail::is_hex(attempt))
             throw error("sertx: an attempt id is hex digits; this one is not, so it is not written into SQL.");
-        out.append("insert into sertx_commit_log (key, attempt, committed_at, request) values ('");
+        out.append(prepared ? "execute sertx_record_key('"
+                            : "insert into sertx_commit_log (key, attempt, committed_at, request) values ('");
         sertx::detail::append_hex(out, key);
         out.append("', '").append(attempt).append("', ");
         char digits[24];
@@ -202,15 +238,15 @@ struct dialect {
         sertx::detail::append_hex(out, request);
         out.append("')");
     }
-    static std::string find_key(std::string_view key) {
+    static std::string find_key(std::string_view key, bool prepared = false) {
         std::string out;
-        append_find_key(out, key);
+        append_find_key(out, key, prepared);
         return out;
     }
     static std::string record_key(std::string_view key, std::string_view attempt, std::string_view request,
-                                  std::int64_t committed_at_unix_micros) {
+                                  std::int64_t committed_at_unix_micros, bool prepared = false) {
         std::string out;
-        append_record_key(out, key, attempt, request, committed_at_unix_micros);
+        append_record_key(out, key, attempt, request, committed_at_unix_micros, prepared);
         return out;
     }
 };

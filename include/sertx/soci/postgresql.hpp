@@ -246,15 +246,19 @@ public:
     /// require_synchronous_standby) in the same round trip.
     void begin(const transaction_start& start) { check_begun(run_batch(begin_batch(start))); }
 
-    /// BEGIN with the lookup of an idempotency key, in one round trip.
+    /// The lookup of an idempotency key, then BEGIN, in one round trip; the
+    /// lookup runs before the transaction (`dialect::append_find_key` says
+    /// why it cannot answer wrong there).
     std::optional<committed_key> begin_and_find_key(const transaction_start& start, std::string_view key) {
-        begin_batch(start, true);
-        batch_.append("; ");
-        dialect::append_find_key(batch_, key);
+        const bool prepared = prepare_key_statements();
+        batch_.assign(dialect::key_lookup_begin);
+        dialect::append_find_key(batch_, key, prepared);
+        batch_.append(dialect::key_lookup_end);
+        begin_batch(start, lookup_answers);
         const batch_results results = run_batch(batch_.c_str());
-        if (results.size() < 2) fail(nullptr, batch_.c_str());
+        if (results.size() <= lookup_answers) fail(nullptr, batch_.c_str());
         check_begun(results);
-        const PGresult* found = results.back();
+        const PGresult* found = results[1];
         if (PQntuples(found) == 0) return std::nullopt;
         return committed_key{PQgetvalue(found, 0, 0),
                              sertx::detail::column_bytes(PQgetvalue(found, 0, 1), "request", "sertx_commit_log")};
@@ -281,12 +285,12 @@ public:
     }
 
     /// The key's row and COMMIT in one round trip: a failed insert (another
-    /// attempt committed the key: 40001) skips the COMMIT, and a connection
-    /// lost while the batch is in flight leaves the outcome to the key's
-    /// lookup.
+    /// attempt committed the key: 40001, or 23505 when it did so after the
+    /// lookup) skips the COMMIT, and a connection lost while the batch is in
+    /// flight leaves the outcome to the key's lookup.
     void commit_with_key(std::string_view key, std::string_view attempt, std::string_view request) {
         batch_.clear();
-        dialect::append_record_key(batch_, key, attempt, request, sertx::detail::unix_micros_now());
+        dialect::append_record_key(batch_, key, attempt, request, sertx::detail::unix_micros_now(), key_prepared_);
         batch_.append("; COMMIT");
         commit_batch(batch_.c_str());
     }
@@ -420,6 +424,8 @@ private:
     [[noreturn]] void fail(const PGresult* r, const char* sql, bool commit_sent = false) {
         const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
         failure_context now = context(commit_sent);
+        const char* constraint = r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : nullptr;
+        now.key_taken = constraint && constraint == dialect::key_constraint;
         if (commit_sent && !r) now.connected = false;  // COMMIT got no answer at all
         const failure kind = classify_sqlstate(state ? state : "", now);
         if (kind == failure::connection_lost || kind == failure::commit_unknown) broken_ = true;
@@ -448,6 +454,24 @@ private:
                        "transact().");
             default: refuse("08006", "sertx: the connection was lost before COMMIT was sent.");
         }
+    }
+
+    /// Prepares the key's statements the first time this session runs a
+    /// keyed transaction (one round trip, outside any transaction); false
+    /// behind a transaction pooler, where a prepared statement does not
+    /// outlive the transaction, and the text statements are sent instead.
+    /// PREPARE is not undone by a failure: a session whose PREPAREs failed
+    /// (no commit log yet) may hold one of them, and is not reused.
+    bool prepare_key_statements() {
+        if (transaction_pooling()) return false;
+        if (key_prepared_) return true;
+        pg_result r(PQexec(native_, dialect::prepare_key_statements));
+        if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+            broken_ = true;
+            fail(r.get(), dialect::prepare_key_statements);
+        }
+        key_prepared_ = true;
+        return true;
     }
 
     bool transaction_pooling() const noexcept {
@@ -491,10 +515,10 @@ private:
     /// settings when a write must wait for a standby: statements of one
     /// batch, whose answers `check_begun` reads.
     /// BEGIN alone (the common case) is the dialect's constant text; a batch
-    /// of more, or one that `more` statements will follow (appended by the
-    /// caller), is written into the connection's buffer, which keeps its
-    /// capacity: no transaction allocates its batch text.
-    const char* begin_batch(const transaction_start& start, bool more = false) {
+    /// of more, or one after `before` statements already in the connection's
+    /// buffer (the key's lookup), is written into that buffer, which keeps
+    /// its capacity: no transaction allocates its batch text.
+    const char* begin_batch(const transaction_start& start, std::size_t before = 0) {
         writing_ = false;
         if (start.access == access_mode::read_write && standby_)
             refuse("25006",
@@ -518,12 +542,13 @@ private:
             set = lock_timeout_.change_for(start.lock_timeout);
         }
         const bool replication = writing_ && config_ && config_->opts.require_synchronous_standby;
-        std::size_t answers = 1;  // BEGIN's
+        std::size_t answers = before + 1;  // BEGIN's
         if (set || set_local) ++answers;
         isolation_answer_ = start.verify_isolation ? answers++ : no_answer;
         replication_answer_ = replication ? answers++ : no_answer;
-        if (!more && answers == 1) return begin;
-        batch_.assign(begin);
+        if (answers == 1) return begin;
+        if (before == 0) batch_.clear();
+        batch_.append(begin);
         if (set_local) append_number(batch_.append("; SET LOCAL lock_timeout = "), set_local->count());
         if (set) append_number(batch_.append("; SET lock_timeout = "), set->count());
         if (start.verify_isolation) batch_.append("; SHOW transaction_isolation");
@@ -547,13 +572,17 @@ private:
                                   "session setting) changed it.");
     }
 
+    /// The answers of the key's lookup transaction (BEGIN, the lookup,
+    /// COMMIT), ahead of BEGIN's in a keyed transaction's first batch.
+    static constexpr std::size_t lookup_answers = 3;
+
     /// The results of one batch, kept on the stack: sertx's batches hold at
-    /// most `capacity` statements (BEGIN, SET, SHOW, the replication
-    /// settings and the key's lookup;
-    /// the key's insert and COMMIT).
+    /// most `capacity` statements (the key's lookup transaction, BEGIN, SET,
+    /// SHOW and the replication settings; the journal's intents, the key's
+    /// insert, COMMIT and the NOTIFY after it).
     class batch_results {
     public:
-        static constexpr std::size_t capacity = 6;
+        static constexpr std::size_t capacity = 7;
         bool push(pg_result r) noexcept {
             if (size_ == capacity) return false;
             slots_[size_++] = std::move(r);
@@ -703,6 +732,7 @@ private:
     bool broken_ = false;
     bool standby_ = false;
     bool read_only_ = false;  // default_transaction_read_only=on when the session opened
+    bool key_prepared_ = false;  // the key's statements are prepared in this session
     // The transaction in progress (or the last one) was begun read-write on
     // a writable server: a 25006 in it means the server turned read-only
     // (a demoted primary), and the attempt is retried on a fresh session.
