@@ -124,9 +124,10 @@ public:
         (last_ ? last_->after : first_) = &me;
         last_ = &me;
         for (;;) {
+            // A nudge that comes as `limit` passes is still seen: the wait
+            // returns what the predicate says once it holds the lock again.
             if (!me.wake.wait_until(lock, limit, [&] { return me.item.has_value() || me.nudged; })) {
                 unlink(me);
-                if (me.nudged && first_) nudge();  // the owner counts on one waiter trying: pass it on
                 return std::nullopt;
             }
             if (me.item) return std::move(me.item);
