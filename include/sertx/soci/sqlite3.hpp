@@ -70,12 +70,13 @@ namespace detail {
 /// in the process first bounds that: a writer that comes back while others
 /// wait may take the free turn ahead of them at most `overtakes` times in a
 /// row, then the turn is handed to the first waiter. Handing it over at every
-/// turn cost a third of the throughput at 2 to 8 threads: each turn then
-/// waited for a thread to wake, and ran on another connection, whose page
-/// cache SQLite drops when another connection wrote. Leaving the turn
-/// wakes the first waiter (alone: waking all cost a tenth at 4 and 8
-/// threads), which takes it when it is still free, so a writer that does not
-/// come back holds nobody up.
+/// turn cost a quarter to a third of the throughput at 4 and 8 threads: each
+/// turn then waited for a thread to wake, and ran on another connection,
+/// whose page cache SQLite drops when another connection wrote (measured:
+/// 5-6 page cache misses per transfer, 2 now). Leaving the turn wakes the
+/// first waiter (alone: waking all cost a tenth at 4 and 8 threads), which
+/// takes it when it is still free, so a writer that does not come back
+/// holds nobody up.
 class writer_queue {
 public:
     /// Turns a returning writer may take ahead of the first waiter.
@@ -84,7 +85,7 @@ public:
     /// False when `timeout` passed first.
     bool enter(std::chrono::milliseconds timeout) {
         std::unique_lock lock(mutex_);
-        if (!busy_) {  // free although someone waits: leave() handed over when it was their turn
+        if (!busy_) {  // nobody waits, or the first waiter was woken and has not taken it yet
             busy_ = true;
             if (!waiting_.empty()) ++overtaken_;
             return true;
