@@ -11,8 +11,9 @@ TEST_CASE("SQLite writers of one database take turns: a hog and a waiter commit 
     // hog commits about as often as the waiter meanwhile (measured: close to
     // 1:1). Within a factor of ten either way: the scheduler may let a
     // thread that was just woken run late (two cores shared by the test,
-    // the other engineers' builds, sanitizers), and the hog may win a few
-    // turns in a row while the waiter is descheduled between transactions.
+    // the other engineers' builds, sanitizers), and the hog may take up to
+    // writer_queue::overtakes (8) turns in a row ahead of a waiter that has
+    // not woken yet.
     // Left to SQLite's busy handler, one of them starves: seen both ways
     // (the hog committing 0 times, or the waiter waiting out its limit).
     INFO("the hog committed " << r.hog_when_waiter_done << " times while the waiter committed " << r.waiter_needs);

@@ -99,6 +99,10 @@ private:
 /// while its sessions were busy every moment). Each waiter sleeps on its own
 /// condition variable, on its own stack: a hand-over wakes one thread and
 /// allocates nothing. Every call is made under the owner's mutex.
+///
+/// An owner may also `nudge` the first waiter instead of handing it an item:
+/// the waiter then tries `take` itself and, when that gives nothing (another
+/// thread was quicker), waits on, still first.
 template <class Item>
 class handoff_queue {
 public:
@@ -107,12 +111,32 @@ public:
     /// Waits, releasing `lock` meanwhile, until an item is handed over or
     /// `limit` passes (then empty).
     std::optional<Item> wait(std::unique_lock<std::mutex>& lock, std::chrono::steady_clock::time_point limit) {
+        return wait(lock, limit, [] { return std::optional<Item>(); });
+    }
+
+    /// As above; also, each time `nudge` wakes this waiter, calls `take()`
+    /// (under the lock) and leaves the queue with the item it gives, if any.
+    template <class Take>
+    std::optional<Item> wait(std::unique_lock<std::mutex>& lock, std::chrono::steady_clock::time_point limit,
+                             Take take) {
         waiter me;
         me.before = last_;
         (last_ ? last_->after : first_) = &me;
         last_ = &me;
-        if (!me.wake.wait_until(lock, limit, [&] { return me.item.has_value(); })) unlink(me);
-        return std::move(me.item);
+        for (;;) {
+            // A nudge that comes as `limit` passes is still seen: the wait
+            // returns what the predicate says once it holds the lock again.
+            if (!me.wake.wait_until(lock, limit, [&] { return me.item.has_value() || me.nudged; })) {
+                unlink(me);
+                return std::nullopt;
+            }
+            if (me.item) return std::move(me.item);
+            me.nudged = false;
+            if (std::optional<Item> taken = take()) {
+                unlink(me);
+                return taken;
+            }
+        }
     }
 
     /// Gives `item` to the first waiter; the queue must not be empty.
@@ -123,10 +147,18 @@ public:
         next.wake.notify_one();  // under the lock: `next` lives until its owner takes the lock again
     }
 
+    /// Wakes the first waiter to try `take`; the queue must not be empty.
+    void nudge() noexcept {
+        if (first_->nudged) return;  // awake already
+        first_->nudged = true;
+        first_->wake.notify_one();
+    }
+
 private:
     struct waiter {
         std::condition_variable wake;
         std::optional<Item> item;
+        bool nudged = false;
         waiter* before = nullptr;
         waiter* after = nullptr;
     };
