@@ -398,29 +398,32 @@ public:
     [[nodiscard]] std::uint64_t stalls() const noexcept { return stalls_.load(); }
 
     // The commit classifier applied to the text of a Simple Query ('Q')
-    // message: one of its statements, after trimming whitespace,
-    // case-insensitively, "COMMIT" or "END", alone or followed by ';' or
-    // whitespace (so "commit;", "COMMIT AND CHAIN", "END TRANSACTION",
-    // "COMMIT PREPARED 'x'", "INSERT ...; COMMIT", and sertx's "...; COMMIT;
-    // SET LOCAL ...; SELECT pg_notify(...)" count). The batches it meets hold
-    // no ';' inside literals, so each ';' ends a statement.
+    // message: it commits a transaction and leaves none open, i.e. one of its
+    // statements, after trimming whitespace, case-insensitively, is "COMMIT"
+    // or "END" (alone or followed by ';' or whitespace) and no "BEGIN" or
+    // "START" follows it. So "commit;", "COMMIT AND CHAIN", "END
+    // TRANSACTION", "COMMIT PREPARED 'x'", "INSERT ...; COMMIT", and sertx's
+    // "...; COMMIT; SET LOCAL ...; SELECT pg_notify(...)" count, and sertx's
+    // keyed first batch "BEGIN ...; SELECT ...; COMMIT; BEGIN ..." does not.
+    // The batches it meets hold no ';' inside literals, so each ';' ends a
+    // statement.
     [[nodiscard]] static bool is_commit_query(std::string_view sql) noexcept {
         auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
-        auto is_commit = [&](std::string_view statement) {
+        auto starts_with = [&](std::string_view statement, std::string_view kw) {
             while (!statement.empty() && ws(statement.front())) statement.remove_prefix(1);
-            auto keyword = [&](std::string_view kw) {
-                if (statement.size() < kw.size()) return false;
-                if (!fault_proxy_detail::iequals_ascii(statement.substr(0, kw.size()), kw)) return false;
-                return statement.size() == kw.size() || ws(statement[kw.size()]);
-            };
-            return keyword("COMMIT") || keyword("END");
+            if (statement.size() < kw.size()) return false;
+            if (!fault_proxy_detail::iequals_ascii(statement.substr(0, kw.size()), kw)) return false;
+            return statement.size() == kw.size() || ws(statement[kw.size()]);
         };
-        for (std::size_t end = sql.find(';'); !sql.empty(); end = sql.find(';')) {
-            if (is_commit(sql.substr(0, end))) return true;
+        bool committed = false;
+        for (std::size_t end = sql.find(';');; end = sql.find(';')) {
+            const std::string_view statement = sql.substr(0, end);
+            if (starts_with(statement, "COMMIT") || starts_with(statement, "END")) committed = true;
+            if (starts_with(statement, "BEGIN") || starts_with(statement, "START")) committed = false;
             if (end == std::string_view::npos) break;
             sql.remove_prefix(end + 1);
         }
-        return false;
+        return committed;
     }
 
 private:

@@ -328,6 +328,7 @@ void run_all(const target& t) {
             }
         }
         for (const char* s : {"", "COMMITTED", "ENDS", "ROLLBACK", "SELECT 'COMMIT'", "SELECT 1; ROLLBACK",
+                              "BEGIN READ ONLY; SELECT 1; COMMIT; BEGIN ISOLATION LEVEL SERIALIZABLE",
                               "commit_ts", "END_X", "ABORT", ";"}) {
             if (fault_proxy::is_commit_query(s)) {
                 std::printf("       wrongly recognised: '%s'\n", s);
