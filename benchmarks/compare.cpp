@@ -52,6 +52,7 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -306,6 +307,20 @@ result sertx_pg(const options& o, const bench::workload& w) {
 
 bool pg_retryable(const std::string& sqlstate) { return sqlstate == "40001" || sqlstate == "40P01"; }
 
+/// A hand-written loop's attempt `a` failed with `e` (being handled): rolled
+/// back; empty to try again, else how the transfer ended; what is not a
+/// conflict is thrown on.
+std::optional<outcome> after_failed_attempt(soci::session& sql, const soci::postgresql_soci_error& e, unsigned a) {
+    const std::string state = e.sqlstate();
+    try {
+        sql.rollback();
+    } catch (const soci::soci_error&) {
+    }
+    if (!pg_retryable(state)) throw;
+    if (a >= peer_max_tries) return outcome{false, true, a};
+    return std::nullopt;
+}
+
 /// The hand-written SOCI loop: what a careful user writes without sertx.
 template <bool Prepared>
 result soci_pg(const options& o, const bench::workload& w) {
@@ -337,13 +352,7 @@ result soci_pg(const options& o, const bench::workload& w) {
                     sql.commit();
                     return {true, false, a};
                 } catch (const soci::postgresql_soci_error& e) {
-                    const std::string state = e.sqlstate();
-                    try {
-                        sql.rollback();
-                    } catch (const soci::soci_error&) {
-                    }
-                    if (!pg_retryable(state)) throw;
-                    if (a >= peer_max_tries) return {false, true, a};
+                    if (const std::optional<outcome> ended = after_failed_attempt(sql, e, a)) return *ended;
                 }
             }
         });
@@ -392,13 +401,7 @@ result soci_key_pg(const options& o, const bench::workload& w) {
                     sql.commit();
                     return {true, false, a};
                 } catch (const soci::postgresql_soci_error& e) {
-                    const std::string state = e.sqlstate();
-                    try {
-                        sql.rollback();
-                    } catch (const soci::soci_error&) {
-                    }
-                    if (!pg_retryable(state)) throw;
-                    if (a >= peer_max_tries) return {false, true, a};
+                    if (const std::optional<outcome> ended = after_failed_attempt(sql, e, a)) return *ended;
                 }
             }
         });

@@ -367,6 +367,7 @@ int main(int argc, char** argv) try {
         r = o.effect == "at_most_once" ? run.template operator()<bench_call_once>() : run.template operator()<bench_call>();
     }
     std::cout << "backend=" << o.backend << "\tmeasure=" << o.measure << "\tcontender=" << o.contender
+              << "\teffect=" << (o.contender == "sertx" ? o.effect : std::string("none"))
               << "\tdispatchers=" << o.dispatchers << "\teffects=" << o.effects;
     if (o.contender == "poller") std::cout << "\tpoll_ms=" << o.poll_ms;
     else if (o.effect != "idempotent") std::cout << "\teffect=" << o.effect;

@@ -51,6 +51,16 @@ void wait_for_synchronous_standby(const pg_server& primary) {
         patience));
 }
 
+/// Whether `server` shows `rows` rows in table transfer; false while the
+/// table itself is not replayed there yet.
+bool shows_transfers(const pg_server& server, const std::string& rows) {
+    try {
+        return pg_admin_value(server.conninfo(), "select count(*) from transfer") == rows;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
 template <class Db>
 void insert_keyed(Db& db, const std::string& key, int n) {
     sertx::transact(db, sertx::idempotency_key{key},
@@ -100,8 +110,7 @@ TEST_CASE("with a synchronous standby writes run and after a failover to a prima
     sertx::transact(db, [](auto& tx) { tx.sql() << "create table transfer (n integer not null)"; });
     insert_keyed(db, "before-failover", 1);
     // Acknowledged, so flushed on the standby; visible there once replayed.
-    REQUIRE(sertx::test::wait_until(
-        [&] { return pg_admin_value(standby.conninfo(), "select count(*) from transfer") == "1"; }, patience));
+    REQUIRE(sertx::test::wait_until([&] { return shows_transfers(standby, "1"); }, patience));
 
     // Failover: the primary dies, the standby is promoted and, as Patroni's
     // synchronous_mode does when no standby is healthy, stops naming one.
@@ -200,15 +209,7 @@ struct asynchronous_pair {
         sertx::install(db);
         sertx::transact(db, [](auto& tx) { tx.sql() << "create table transfer (n integer not null)"; });
         insert_keyed(db, "replicated", 0);
-        REQUIRE(sertx::test::wait_until(
-            [&] {
-                try {
-                    return pg_admin_value(standby.conninfo(), "select count(*) from transfer") == "1";
-                } catch (const std::exception&) {
-                    return false;  // the table is not replayed yet
-                }
-            },
-            patience));
+        REQUIRE(sertx::test::wait_until([&] { return shows_transfers(standby, "1"); }, patience));
     }
     /// Commits `n` keyed rows on the primary; each is acknowledged.
     int commit_rows(int n) {

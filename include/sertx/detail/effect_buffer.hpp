@@ -45,9 +45,15 @@ struct deferred_effect {
 /// answers unknown: the caller did not ask while it could.
 class effect_buffer {
 public:
+    /// On a connection without a journal (an adapter without exactly-once
+    /// support) nothing can be scheduled, so nothing is ever written.
     template <class C>
-    explicit effect_buffer(C& connection) noexcept
-        : connection_(&connection), write_(&write<C>), commit_(&with_commit<C>) {}
+    explicit effect_buffer(C& connection) noexcept : connection_(&connection) {
+        if constexpr (requires { connection.journal(); }) {
+            write_ = &write<C>;
+            commit_ = &with_commit<C>;
+        }
+    }
     effect_buffer(const effect_buffer&) = delete;
     effect_buffer& operator=(const effect_buffer&) = delete;
     ~effect_buffer() { drop(); }
@@ -106,8 +112,8 @@ private:
     }
 
     void* connection_;
-    bool (*write_)(void*, const deferred_effect&);
-    void (*commit_)(void*, const deferred_effect&);
+    bool (*write_)(void*, const deferred_effect&) = nullptr;
+    void (*commit_)(void*, const deferred_effect&) = nullptr;
     std::vector<deferred_effect> intents_;
 };
 

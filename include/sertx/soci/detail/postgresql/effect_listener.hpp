@@ -3,11 +3,10 @@
 /// \file
 /// PostgreSQL's cross-process wake-up of the effect journal
 /// (`sertx::effect_wakeups`, adapter.hpp): a session of its own that
-/// `LISTEN`s on the channel the scheduling transactions `NOTIFY` (folded into
-/// the intent's INSERT, see effect_statements.hpp), so that a dispatcher in
-/// another process is woken when an intent commits, and only if it commits
-/// (PostgreSQL delivers a notification at its transaction's COMMIT, never for
-/// one that rolled back).
+/// `LISTEN`s on the channel the scheduling transactions `NOTIFY` (right after
+/// their COMMIT, in its batch: the connection's `notify_after_commit` in
+/// soci/postgresql.hpp), so that a dispatcher in another process is woken
+/// when an intent commits, and only if it commits.
 ///
 /// Its own libpq connection, outside the pool: a `run` holds it for its whole
 /// life, and a pool of one must still serve the run's transactions. The wait
