@@ -275,8 +275,11 @@ void retry_later_then_dead_then_requeue(Db& db) {
     std::atomic<bool> up{false};
     flaky op{&log, &up};
     {
-        // The first retry waits at least first_retry/2 = 1 s: not due at once.
-        sertx::effects journal(db, "pod-1", {.lease = 30s, .poll = 30s, .max_attempts = 10});
+        // The first retry waits at least first_retry/2 = 30 s: not due for
+        // the rest of the test, however slow the machine (under ASan and a
+        // full ctest -j2, 1 s passed between two dispatches once).
+        sertx::effects journal(db, "pod-1",
+                               {.lease = 30s, .poll = 30s, .max_attempts = 10, .first_retry = 60s, .max_retry = 120s});
         schedule_all<flaky>(db, journal, {"later"});
         const auto before = std::chrono::system_clock::now();
         const sertx::dispatch_report first = journal.dispatch(op, 10);
@@ -286,8 +289,8 @@ void retry_later_then_dead_then_requeue(Db& db) {
         CHECK(r.state == sertx::effect_state::pending);
         CHECK(r.retries == 1);
         REQUIRE(r.not_before.has_value());
-        CHECK(*r.not_before >= before + 1s);
-        CHECK(*r.not_before <= std::chrono::system_clock::now() + 2s);
+        CHECK(*r.not_before >= before + 30s);
+        CHECK(*r.not_before <= std::chrono::system_clock::now() + 60s);
         CHECK(r.error.find("node unreachable for later") != std::string::npos);
         CHECK(journal.dispatch(op, 10).claimed() == 0);  // not due yet
         CHECK(log.calls("later") == 1);
@@ -342,7 +345,7 @@ void not_before_is_respected(Db& db) {
     gate called;
     sertx::effects journal(db, "pod-1", {.lease = 30s, .poll = 30s});
     const auto later = std::chrono::system_clock::now() + 1h;
-    const auto soon_after = std::chrono::system_clock::now() + 1s;
+    const auto soon_after = std::chrono::system_clock::now() + 3s;  // not due before the first dispatch, however slow the machine
     sertx::transact(db, [&](auto& tx) {
         journal.template schedule<signalled>(tx, "in-an-hour", "in-an-hour", {.not_before = later});
         journal.template schedule<signalled>(tx, "shortly", "shortly", {.not_before = soon_after});
