@@ -111,6 +111,20 @@ struct run_report {
     std::chrono::microseconds longest_rescue_lag{0};
 };
 
+namespace detail {
+/// A `run_report`'s outcomes as `dispatch` reports them: one place keeps the
+/// two structs in step.
+inline dispatch_report dispatch_report_of(const run_report& r) noexcept {
+    return {.done = r.done,
+            .failed = r.failed,
+            .in_doubt = r.in_doubt,
+            .retried = r.retried,
+            .dead = r.dead,
+            .fenced = r.fenced,
+            .abandoned = r.abandoned};
+}
+}  // namespace detail
+
 /// How much work the journal holds, from one read of it (`journal.stats()`):
 /// what an operator graphs and alerts on (metrics.hpp exposes it).
 struct journal_stats {

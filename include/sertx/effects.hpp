@@ -410,15 +410,7 @@ public:
                dispatch_batch(op, std::stop_token{}, std::min(options_.batch, limit - done.claimed), done, events, held,
                               size) > 0) {
         }
-        dispatch_report report;
-        report.done = done.done;
-        report.failed = done.failed;
-        report.in_doubt = done.in_doubt;
-        report.retried = done.retried;
-        report.dead = done.dead;
-        report.fenced = done.fenced;
-        report.abandoned = done.abandoned;
-        return report;
+        return detail::dispatch_report_of(done);
     }
     /// The same, for an operation passed as a temporary.
     template <class Op>
