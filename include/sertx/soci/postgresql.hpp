@@ -123,24 +123,6 @@ std::string without(std::string text, const std::string& secret);
 config parse_conninfo(std::string conninfo, const options& opts);
 
 
-class connection;
-
-}  // namespace detail
-}  // namespace sertx::postgresql
-
-#if !defined(SERTX_HEADER_ONLY)
-// Instantiated once, in impl/postgresql.ipp.
-extern template class sertx::detail::soci_connection<sertx::postgresql::detail::connection>;
-extern template class sertx::detail::effect_statements<sertx::postgresql::detail::connection>;
-extern template class sertx::detail::migration_statements<sertx::postgresql::detail::connection>;
-extern template class sertx::detail::soci_pool<sertx::postgresql::detail::connection,
-                                               sertx::postgresql::detail::config>;
-extern template class sertx::detail::soci_database<sertx::postgresql::backend, sertx::postgresql::detail::connection,
-                                                   sertx::postgresql::detail::config>;
-#endif
-
-namespace sertx::postgresql {
-namespace detail {
 
 /// The session's lock_timeout, changed only when a transaction's policy
 /// differs from what the session has: SET LOCAL in every transaction cost
@@ -410,6 +392,15 @@ private:
 };
 
 }  // namespace detail
+}  // namespace sertx::postgresql
+
+#if !defined(SERTX_HEADER_ONLY)
+// Instantiated once, in impl/postgresql.ipp.
+SERTX_SOCI_ADAPTER_TEMPLATES(extern template, sertx::postgresql::backend, sertx::postgresql::detail::connection,
+                             sertx::postgresql::detail::config);
+#endif
+
+namespace sertx::postgresql {
 
 /// A thread-safe pool of checked PostgreSQL sessions; copies share the pool.
 class database : public sertx::detail::soci_database<backend, detail::connection, detail::config> {

@@ -3,11 +3,15 @@
 /// \file
 /// The PostgreSQL adapter's non-template code: included by its header when
 /// header-only (SERTX_DECL is `inline`), or compiled once, by one source file,
-/// with SERTX_SEPARATE_COMPILATION (src/compiled.cpp, or a user's own).
+/// with SERTX_SEPARATE_COMPILATION (src/compiled.cpp, or a user's own), which
+/// also instantiates the shared templates for the adapter's types.
 
 #include <sertx/soci/postgresql.hpp>
 
 #include <sertx/detail/hex.hpp>
+#include <sertx/soci/detail/impl/effect_statements.ipp>
+#include <sertx/soci/detail/impl/migration_statements.ipp>
+#include <sertx/soci/detail/impl/pool.ipp>
 #include <sertx/soci/detail/postgresql/impl/effect_listener.ipp>
 
 #include <libpq-fe.h>
@@ -499,10 +503,6 @@ SERTX_DECL database open(std::string conninfo, options opts) {
 }  // namespace sertx::postgresql
 
 #if !defined(SERTX_HEADER_ONLY)
-template class sertx::detail::soci_connection<sertx::postgresql::detail::connection>;
-template class sertx::detail::effect_statements<sertx::postgresql::detail::connection>;
-template class sertx::detail::migration_statements<sertx::postgresql::detail::connection>;
-template class sertx::detail::soci_pool<sertx::postgresql::detail::connection, sertx::postgresql::detail::config>;
-template class sertx::detail::soci_database<sertx::postgresql::backend, sertx::postgresql::detail::connection,
-                                            sertx::postgresql::detail::config>;
+SERTX_SOCI_ADAPTER_TEMPLATES(template, sertx::postgresql::backend, sertx::postgresql::detail::connection,
+                             sertx::postgresql::detail::config);
 #endif
