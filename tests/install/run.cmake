@@ -8,7 +8,7 @@
 #   add_subdirectory, FetchContent
 #                  the same consumer with sertx as a subproject (FetchContent
 #                  from an archive of the source tree, checked by its hash)
-#   pkg-config     compile the consumer's sources with `pkg-config --cflags --libs`
+#   pkg-config     compile the consumer's sources with `pkg-config --cflags --libs` (sertx-compiled too)
 #   conan          build packaging/conan/test_package's CMake project against the prefix
 #   vcpkg          run the overlay port's portfile.cmake with the vcpkg helpers
 #                  stubbed (tests/install/vcpkg_stubs.cmake), check what it
@@ -244,6 +244,17 @@ elseif(STEP STREQUAL "pkg-config")
         -o "${WORK_DIR}/pkg-config-${adapter}" ${flags})
     run("${WORK_DIR}/pkg-config-${adapter}")
   endforeach()
+  # Separate compilation: sertx-compiled.pc defines SERTX_SEPARATE_COMPILATION
+  # (the consumer checks it) and links the adapters' library.
+  execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs sertx-compiled OUTPUT_VARIABLE flags
+                  OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "install test: pkg-config --cflags --libs sertx-compiled failed")
+  endif()
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  run("${CXX_COMPILER}" -std=c++20 -O0 -DCONSUMER_COMPILED "${SOURCE_DIR}/tests/install/consumer/sqlite3.cpp"
+      -o "${WORK_DIR}/pkg-config-compiled" ${flags})
+  run("${WORK_DIR}/pkg-config-compiled")
 
 elseif(STEP STREQUAL "conan")
   set(build "${WORK_DIR}/conan-test_package")
