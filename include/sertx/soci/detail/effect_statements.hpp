@@ -12,9 +12,7 @@
 
 #include <sertx/adapter.hpp>
 #include <sertx/detail/config.hpp>
-#include <sertx/detail/hex.hpp>
 #include <sertx/effect_record.hpp>
-#include <sertx/failure.hpp>
 
 #include <soci/soci.h>
 

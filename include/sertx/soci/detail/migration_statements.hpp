@@ -7,7 +7,6 @@
 /// them. Where the dialects differ, the connection's `dialect` says.
 
 #include <sertx/detail/config.hpp>
-#include <sertx/sql/split.hpp>
 
 #include <soci/soci.h>
 

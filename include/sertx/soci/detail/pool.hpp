@@ -21,7 +21,6 @@
 
 #include <sertx/adapter.hpp>
 #include <sertx/detail/config.hpp>
-#include <sertx/failure.hpp>
 #include <sertx/observe.hpp>
 
 #include <soci/soci.h>

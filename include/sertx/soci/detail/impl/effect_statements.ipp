@@ -6,6 +6,9 @@
 
 #include <sertx/soci/detail/effect_statements.hpp>
 
+#include <sertx/detail/hex.hpp>
+#include <sertx/failure.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>

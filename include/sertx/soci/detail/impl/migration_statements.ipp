@@ -6,6 +6,8 @@
 
 #include <sertx/soci/detail/migration_statements.hpp>
 
+#include <sertx/sql/split.hpp>
+
 namespace sertx::detail {
 
 template <class Connection>

@@ -5,6 +5,8 @@
 
 #include <sertx/soci/detail/pool.hpp>
 
+#include <sertx/failure.hpp>
+
 #include <condition_variable>
 #include <thread>
 
