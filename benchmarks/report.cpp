@@ -332,7 +332,7 @@ private:
                "failure classification, about ten times the object code of the SOCI-only unit, whose backends "
                "live in SOCI's shared libraries. In separate mode (sertx::compiled: the adapters' non-template "
                "code and their instantiations of the pool, journal and migration templates built once) that unit "
-               "compiles about 2 s less and its object code to about a third (33 KB of text for both transfers, "
+               "compiles about 1.8 s less and its object code to about a third (33 KB of text for both transfers, "
                "against 90 KB; SOCI's loop is 7 KB); what remains over SOCI is the core's headers (sertx.hpp "
                "alone, before any adapter, parses in about 1 s: Boost.Hana's map and `<thread>`, "
                "`<condition_variable>`, `<chrono>`) and the retry loop, which is a template on the user's body and "
