@@ -9,6 +9,9 @@
 #include <sertx/soci/postgresql.hpp>
 #include <sertx/soci/sqlite3.hpp>
 
+#include <soci/postgresql/soci-postgresql.h>  // soci::postgresql, soci::postgresql_soci_error
+#include <soci/sqlite3/soci-sqlite3.h>  // SQLite's C API, in namespace sqlite_api
+
 #include <libpq-fe.h>
 
 #include <filesystem>

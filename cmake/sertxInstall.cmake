@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: BSL-1.0
 # Installs the headers, a relocatable CMake package (find_package(sertx)) and
-# pkg-config files (sertx, sertx-postgresql, sertx-sqlite3), for the adapters
-# this build has (SERTX_BACKENDS).
+# pkg-config files (sertx, sertx-postgresql, sertx-sqlite3, sertx-compiled),
+# for the adapters this build has (SERTX_BACKENDS), and sertx::compiled's library.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -19,7 +19,9 @@ foreach(_sertx_backend IN LISTS SERTX_BACKENDS)
   set_target_properties(sertx_${_sertx_backend} PROPERTIES EXPORT_NAME ${_sertx_backend})
 endforeach()
 
-install(TARGETS ${SERTX_TARGETS} EXPORT sertxTargets
+set(_sertx_header_targets ${SERTX_TARGETS})
+list(REMOVE_ITEM _sertx_header_targets sertx_compiled)  # below: an export of its own
+install(TARGETS ${_sertx_header_targets} EXPORT sertxTargets
         FILE_SET HEADERS DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT sertxTargets NAMESPACE sertx:: DESTINATION ${SERTX_INSTALL_CMAKEDIR})
 # sertx::prometheus in a file of its own, which sertxConfig.cmake loads only
@@ -33,9 +35,21 @@ if(TARGET sertx_prometheus)
   install(EXPORT sertxPrometheusTargets NAMESPACE sertx:: DESTINATION ${SERTX_INSTALL_CMAKEDIR})
 endif()
 
+# sertx::compiled in a file of its own too: a static library, of this build's
+# architecture only (the rest of the package is header-only and serves any),
+# which sertxConfig.cmake loads where every adapter it holds is found.
+set(SERTX_COMPILED_TARGET FALSE)
+if(TARGET sertx_compiled)
+  set(SERTX_COMPILED_TARGET TRUE)
+  set_target_properties(sertx_compiled PROPERTIES EXPORT_NAME compiled)
+  install(TARGETS sertx_compiled EXPORT sertxCompiledTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(EXPORT sertxCompiledTargets NAMESPACE sertx:: DESTINATION ${SERTX_INSTALL_CMAKEDIR})
+endif()
+
 configure_package_config_file(cmake/sertxConfig.cmake.in
   "${CMAKE_CURRENT_BINARY_DIR}/sertxConfig.cmake" INSTALL_DESTINATION ${SERTX_INSTALL_CMAKEDIR})
-# Header-only: one package serves 32- and 64-bit consumers alike.
+# Header-only (but for sertx::compiled, loaded only for its own architecture):
+# one package serves 32- and 64-bit consumers alike.
 write_basic_package_version_file("${CMAKE_CURRENT_BINARY_DIR}/sertxConfigVersion.cmake"
   COMPATIBILITY SameMajorVersion ARCH_INDEPENDENT)
 install(FILES
@@ -83,6 +97,15 @@ set(_sertx_pcs sertx)
 foreach(_sertx_backend IN LISTS SERTX_BACKENDS)
   list(APPEND _sertx_pcs sertx-${_sertx_backend})
 endforeach()
+if(TARGET sertx_compiled)
+  list(APPEND _sertx_pcs sertx-compiled)
+  set(SERTX_PC_COMPILED_REQUIRES "")
+  foreach(_sertx_backend IN LISTS SERTX_BACKENDS)
+    list(APPEND SERTX_PC_COMPILED_REQUIRES "sertx-${_sertx_backend} = ${PROJECT_VERSION}")
+  endforeach()
+  list(JOIN SERTX_PC_COMPILED_REQUIRES ", " SERTX_PC_COMPILED_REQUIRES)
+  list(JOIN SERTX_BACKENDS ", " SERTX_PC_COMPILED_ADAPTERS)
+endif()
 foreach(_sertx_pc IN LISTS _sertx_pcs)
   configure_file(cmake/${_sertx_pc}.pc.in "${CMAKE_CURRENT_BINARY_DIR}/${_sertx_pc}.pc" @ONLY)
   install(FILES "${CMAKE_CURRENT_BINARY_DIR}/${_sertx_pc}.pc" DESTINATION ${SERTX_INSTALL_PKGCONFIGDIR})

@@ -48,8 +48,9 @@ class SertxConan(ConanFile):
 
     def export_sources(self):
         copy(self, "LICENSE", src=self._root, dst=self.export_sources_folder)
-        copy(self, "*.hpp", src=os.path.join(self._root, "include"),
-             dst=os.path.join(self.export_sources_folder, "include"))
+        for pattern in ("*.hpp", "*.ipp"):  # .ipp: the adapters' code, included by their headers
+            copy(self, pattern, src=os.path.join(self._root, "include"),
+                 dst=os.path.join(self.export_sources_folder, "include"))
 
     def layout(self):
         basic_layout(self, src_folder=".")
@@ -72,8 +73,9 @@ class SertxConan(ConanFile):
 
     def package(self):
         copy(self, "LICENSE", src=self.source_folder, dst=os.path.join(self.package_folder, "licenses"))
-        copy(self, "*.hpp", src=os.path.join(self.source_folder, "include"),
-             dst=os.path.join(self.package_folder, "include"))
+        for pattern in ("*.hpp", "*.ipp"):
+            copy(self, pattern, src=os.path.join(self.source_folder, "include"),
+                 dst=os.path.join(self.package_folder, "include"))
 
     def package_info(self):
         # The same file and target names as sertx's own CMake package, so that

@@ -123,7 +123,7 @@ def main():
     if conanfile.version != expected:
         fail("set_version() gives %s, include/sertx/version.hpp says %s" % (conanfile.version, expected))
 
-    # Every public header and the license are exported, and packaged.
+    # Every public header (and .ipp) and the license are exported, and packaged.
     with tempfile.TemporaryDirectory() as scratch:
         conanfile.export_sources_folder = os.path.join(scratch, "export")
         conanfile.export_sources()
@@ -132,7 +132,7 @@ def main():
         conanfile.package()
         for folder, _dirs, files in os.walk(os.path.join(source, "include")):
             for name in files:
-                if name.endswith(".hpp"):
+                if name.endswith((".hpp", ".ipp")):
                     relative = os.path.relpath(os.path.join(folder, name), source)
                     if not os.path.exists(os.path.join(conanfile.package_folder, relative)):
                         fail("%s is not in the package" % relative)

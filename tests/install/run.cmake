@@ -8,7 +8,7 @@
 #   add_subdirectory, FetchContent
 #                  the same consumer with sertx as a subproject (FetchContent
 #                  from an archive of the source tree, checked by its hash)
-#   pkg-config     compile the consumer's sources with `pkg-config --cflags --libs`
+#   pkg-config     compile the consumer's sources with `pkg-config --cflags --libs` (sertx-compiled too)
 #   conan          build packaging/conan/test_package's CMake project against the prefix
 #   vcpkg          run the overlay port's portfile.cmake with the vcpkg helpers
 #                  stubbed (tests/install/vcpkg_stubs.cmake), check what it
@@ -63,15 +63,17 @@ function(build_consumer name)
   run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/install/consumer" -B "${build}" ${NESTED_ARGS} ${ARGN})
   run(${CMAKE_COMMAND} --build "${build}" --parallel 2)
   run("${build}/consumer_core")
-  if(EXISTS "${build}/consumer_sqlite3")
-    run("${build}/consumer_sqlite3")
-  endif()
   if(EXISTS "${build}/consumer_prometheus")
     run("${build}/consumer_prometheus")
   endif()
-  if(EXISTS "${build}/consumer_postgresql")
-    run("${build}/consumer_postgresql")  # no argument: linked, not connected
-  endif()
+  foreach(mode IN ITEMS "" _compiled)
+    if(EXISTS "${build}/consumer_sqlite3${mode}")
+      run("${build}/consumer_sqlite3${mode}")
+    endif()
+    if(EXISTS "${build}/consumer_postgresql${mode}")
+      run("${build}/consumer_postgresql${mode}")  # no argument: linked, not connected
+    endif()
+  endforeach()
 endfunction()
 
 # Reads "version" from a vcpkg.json.
@@ -102,10 +104,12 @@ if(STEP STREQUAL "install")
   run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${build}" ${NESTED_ARGS}
       -DSERTX_BUILD_TESTS=OFF -DSERTX_BUILD_EXAMPLES=OFF -DSERTX_BUILD_BENCHMARKS=OFF
       "-DCMAKE_INSTALL_PREFIX=${PREFIX}")
+  run(${CMAKE_COMMAND} --build "${build}" --parallel 2)  # sertx::compiled's library
   run(${CMAKE_COMMAND} --install "${build}")
 
   # Every public header is installed, at the same place under include/.
-  file(GLOB_RECURSE headers RELATIVE "${SOURCE_DIR}/include" "${SOURCE_DIR}/include/sertx/*.hpp")
+  file(GLOB_RECURSE headers RELATIVE "${SOURCE_DIR}/include" "${SOURCE_DIR}/include/sertx/*.hpp"
+       "${SOURCE_DIR}/include/sertx/*.ipp")
   # (prometheus.hpp with sertx::prometheus, made where prometheus-cpp is found).
   foreach(header IN LISTS headers)
     if(header STREQUAL "sertx/prometheus.hpp" AND NOT WITH_PROMETHEUS)
@@ -119,7 +123,8 @@ if(STEP STREQUAL "install")
     message(FATAL_ERROR "install test: no lib/cmake/sertx/sertxConfig.cmake under ${PREFIX}")
   endif()
   get_filename_component(cmakedir "${config}" DIRECTORY)
-  foreach(file IN ITEMS sertxConfigVersion.cmake sertxTargets.cmake sertxDependencies.cmake FindSOCI.cmake)
+  foreach(file IN ITEMS sertxConfigVersion.cmake sertxTargets.cmake sertxCompiledTargets.cmake sertxDependencies.cmake
+                        FindSOCI.cmake)
     expect_file("${cmakedir}/${file}")
   endforeach()
   # The version file, asked as find_package would ask it: a 32-bit consumer
@@ -178,6 +183,8 @@ elseif(STEP STREQUAL "find_package")
   endif()
   build_consumer(components-sqlite3 -DSERTX_CONSUME=components -DSERTX_COMPONENTS=sqlite3
                  -DCMAKE_DISABLE_FIND_PACKAGE_PostgreSQL=ON)
+  # `compiled` brings the adapters it holds.
+  build_consumer(components-compiled -DSERTX_CONSUME=components -DSERTX_COMPONENTS=compiled)
 
 elseif(STEP STREQUAL "sqlite3-only")
   set(build "${WORK_DIR}/sqlite3-only-build")
@@ -187,6 +194,7 @@ elseif(STEP STREQUAL "sqlite3-only")
       -DCMAKE_DISABLE_FIND_PACKAGE_PostgreSQL=ON
       -DSERTX_BUILD_TESTS=OFF -DSERTX_BUILD_EXAMPLES=OFF -DSERTX_BUILD_BENCHMARKS=OFF
       "-DCMAKE_INSTALL_PREFIX=${prefix}")
+  run(${CMAKE_COMMAND} --build "${build}" --parallel 2)
   run(${CMAKE_COMMAND} --install "${build}")
   expect_file("${prefix}/include/sertx/soci/sqlite3.hpp")
   file(GLOB_RECURSE unwanted "${prefix}/include/sertx/soci/postgresql.hpp" "${prefix}/*/sertx-postgresql.pc")
@@ -201,13 +209,13 @@ elseif(STEP STREQUAL "add_subdirectory")
   build_consumer(add_subdirectory -DSERTX_CONSUME=add_subdirectory -DCONSUMER_POSTGRESQL=OFF "-DSERTX_SOURCE_DIR=${SOURCE_DIR}")
 
 elseif(STEP STREQUAL "FetchContent")
-  # What a release archive holds for a consumer: the build files and the headers.
+  # What a release archive holds for a consumer: the build files, the headers and src/ (sertx::compiled).
   set(archive "${WORK_DIR}/sertx-${HEADER_VERSION}.tar.gz")
   set(staging "${WORK_DIR}/archive/sertx-${HEADER_VERSION}")
   file(REMOVE_RECURSE "${WORK_DIR}/archive" "${archive}")
   file(MAKE_DIRECTORY "${staging}")
   file(COPY "${SOURCE_DIR}/CMakeLists.txt" "${SOURCE_DIR}/LICENSE" "${SOURCE_DIR}/cmake" "${SOURCE_DIR}/include"
-       DESTINATION "${staging}")
+       "${SOURCE_DIR}/src" DESTINATION "${staging}")
   execute_process(COMMAND ${CMAKE_COMMAND} -E tar czf "${archive}" "sertx-${HEADER_VERSION}"
                   WORKING_DIRECTORY "${WORK_DIR}/archive" RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
@@ -236,6 +244,17 @@ elseif(STEP STREQUAL "pkg-config")
         -o "${WORK_DIR}/pkg-config-${adapter}" ${flags})
     run("${WORK_DIR}/pkg-config-${adapter}")
   endforeach()
+  # Separate compilation: sertx-compiled.pc defines SERTX_SEPARATE_COMPILATION
+  # (the consumer checks it) and links the adapters' library.
+  execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs sertx-compiled OUTPUT_VARIABLE flags
+                  OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "install test: pkg-config --cflags --libs sertx-compiled failed")
+  endif()
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  run("${CXX_COMPILER}" -std=c++20 -O0 -DCONSUMER_COMPILED "${SOURCE_DIR}/tests/install/consumer/sqlite3.cpp"
+      -o "${WORK_DIR}/pkg-config-compiled" ${flags})
+  run("${WORK_DIR}/pkg-config-compiled")
 
 elseif(STEP STREQUAL "conan")
   set(build "${WORK_DIR}/conan-test_package")
@@ -268,7 +287,7 @@ elseif(STEP STREQUAL "vcpkg")
     message(FATAL_ERROR "install test: the port installed sertx::prometheus without its feature \"prometheus\"")
   endif()
   search_prefixes("${packages}")
-  build_consumer(vcpkg -DSERTX_CONSUME=find_package -DCONSUMER_POSTGRESQL=OFF)
+  build_consumer(vcpkg -DSERTX_CONSUME=find_package -DCONSUMER_POSTGRESQL=OFF -DCONSUMER_COMPILED=OFF)
 
 elseif(STEP STREQUAL "versions")
   foreach(file IN ITEMS vcpkg.json packaging/vcpkg/ports/sertx/vcpkg.json)

@@ -11,6 +11,8 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
 
+#include <soci/postgresql/soci-postgresql.h>  // soci::postgresql_soci_error
+
 #include <fcntl.h>
 #include <unistd.h>
 

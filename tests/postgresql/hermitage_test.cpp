@@ -13,6 +13,8 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
 
+#include <soci/postgresql/soci-postgresql.h>  // soci::postgresql, for the REPEATABLE READ session
+
 #include <algorithm>
 #include <cstdint>
 #include <latch>

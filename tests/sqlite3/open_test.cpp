@@ -5,6 +5,8 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/sqlite3.hpp>
 
+#include <soci/sqlite3/soci-sqlite3.h>  // SQLite's C API, in namespace sqlite_api
+
 #include <fstream>
 #include <sys/wait.h>
 #include <unistd.h>

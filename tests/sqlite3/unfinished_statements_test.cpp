@@ -9,6 +9,8 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/sqlite3.hpp>
 
+#include <soci/sqlite3/soci-sqlite3.h>  // SQLite's C API, in namespace sqlite_api
+
 #include <chrono>
 
 using sertx::test::temp_dir;

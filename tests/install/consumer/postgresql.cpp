@@ -4,6 +4,10 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
 
+#if defined(CONSUMER_COMPILED) && !defined(SERTX_SEPARATE_COMPILATION)
+#error "consumer: linking sertx::compiled did not define SERTX_SEPARATE_COMPILATION"
+#endif
+
 int main(int argc, char** argv) {
     if (argc < 2) return 0;
     auto db = sertx::postgresql::open(argv[1]);

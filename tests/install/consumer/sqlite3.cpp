@@ -3,6 +3,10 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/sqlite3.hpp>
 
+#if defined(CONSUMER_COMPILED) && !defined(SERTX_SEPARATE_COMPILATION)
+#error "consumer: linking sertx::compiled did not define SERTX_SEPARATE_COMPILATION"
+#endif
+
 #include <cstdio>
 
 int main() {

@@ -10,14 +10,22 @@
 /// taken from the pool, and one whose server connection failed is never put
 /// back.
 
+///
+/// The templates here are instantiated with each adapter's own types, once
+/// per program with SERTX_SEPARATE_COMPILATION: their heavy members are
+/// defined out of the class (impl/pool.ipp), and an adapter names its
+/// instantiations with SERTX_SOCI_ADAPTER_TEMPLATES below, in its header
+/// (`extern template`) and in its .ipp (`template`). A member defined inside
+/// a class is inline, and GCC instantiates it in every unit that calls it
+/// even under `extern template`: keep only one-liners there.
+
 #include <sertx/adapter.hpp>
-#include <sertx/failure.hpp>
+#include <sertx/detail/config.hpp>
 #include <sertx/observe.hpp>
 
 #include <soci/soci.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -25,7 +33,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -39,24 +46,16 @@ namespace sertx::detail {
 template <class Connection>
 class soci_connection {
 public:
-    void savepoint(unsigned depth) { self().execute(("SAVEPOINT sertx_" + std::to_string(depth)).c_str()); }
-    void release(unsigned depth) { self().execute(("RELEASE SAVEPOINT sertx_" + std::to_string(depth)).c_str()); }
-    void rollback_to(unsigned depth) {
-        self().execute(("ROLLBACK TO SAVEPOINT sertx_" + std::to_string(depth)).c_str());
-    }
+    void savepoint(unsigned depth);
+    void release(unsigned depth);
+    void rollback_to(unsigned depth);
 
     /// Calls `hook` before each statement sent through `session()`, with
     /// SOCI's query transformation (called once per statement: a one-time
     /// statement each time it runs, a prepared one when it is prepared); an
     /// exception it throws reaches the caller before the statement reaches
     /// the server. An empty hook removes it.
-    void before_each_statement(std::function<void()> hook) {
-        if (!hook) return self().session().set_query_transformation([](const std::string& query) { return query; });
-        self().session().set_query_transformation([hook = std::move(hook)](const std::string& query) {
-            hook();
-            return query;
-        });
-    }
+    void before_each_statement(std::function<void()> hook);
 
 private:
     Connection& self() { return static_cast<Connection&>(*this); }
@@ -110,62 +109,23 @@ public:
 
     /// Waits, releasing `lock` meanwhile, until an item is handed over or
     /// `limit` passes (then empty).
-    std::optional<Item> wait(std::unique_lock<std::mutex>& lock, std::chrono::steady_clock::time_point limit) {
-        return wait(lock, limit, [] { return std::optional<Item>(); });
-    }
+    std::optional<Item> wait(std::unique_lock<std::mutex>& lock, std::chrono::steady_clock::time_point limit);
 
     /// As above; also, each time `nudge` wakes this waiter, calls `take()`
     /// (under the lock) and leaves the queue with the item it gives, if any.
     template <class Take>
     std::optional<Item> wait(std::unique_lock<std::mutex>& lock, std::chrono::steady_clock::time_point limit,
-                             Take take) {
-        waiter me;
-        me.before = last_;
-        (last_ ? last_->after : first_) = &me;
-        last_ = &me;
-        for (;;) {
-            // A nudge that comes as `limit` passes is still seen: the wait
-            // returns what the predicate says once it holds the lock again.
-            if (!me.wake.wait_until(lock, limit, [&] { return me.item.has_value() || me.nudged; })) {
-                unlink(me);
-                return std::nullopt;
-            }
-            if (me.item) return std::move(me.item);
-            me.nudged = false;
-            if (std::optional<Item> taken = take()) {
-                unlink(me);
-                return taken;
-            }
-        }
-    }
+                             Take take);
 
     /// Gives `item` to the first waiter; the queue must not be empty.
-    void hand_over(Item item) noexcept {
-        waiter& next = *first_;
-        unlink(next);
-        next.item.emplace(std::move(item));
-        next.wake.notify_one();  // under the lock: `next` lives until its owner takes the lock again
-    }
+    void hand_over(Item item) noexcept;
 
     /// Wakes the first waiter to try `take`; the queue must not be empty.
-    void nudge() noexcept {
-        if (first_->nudged) return;  // awake already
-        first_->nudged = true;
-        first_->wake.notify_one();
-    }
+    void nudge() noexcept;
 
 private:
-    struct waiter {
-        std::condition_variable wake;
-        std::optional<Item> item;
-        bool nudged = false;
-        waiter* before = nullptr;
-        waiter* after = nullptr;
-    };
-    void unlink(waiter& w) noexcept {
-        (w.before ? w.before->after : first_) = w.after;
-        (w.after ? w.after->before : last_) = w.before;
-    }
+    struct waiter;  // defined with the members that use it: its condition variable stays out of this header
+    void unlink(waiter& w) noexcept;
     waiter* first_ = nullptr;
     waiter* last_ = nullptr;
 };
@@ -205,69 +165,16 @@ public:
 
     /// Waits at most the acquire timeout, and never past `deadline`; waiters
     /// are served in turn.
-    lease acquire(std::chrono::steady_clock::time_point deadline) {
-        const auto now = std::chrono::steady_clock::now();
-        const auto limit = (deadline - now > acquire_timeout_) ? now + acquire_timeout_ : deadline;
-        std::unique_lock lock(mutex_);
-        std::unique_ptr<Connection> c;  // null: a free place, to open a session in
-        if (!idle_.empty()) {           // (only when nobody waits: give_back hands over first)
-            c = std::move(idle_.back());
-            idle_.pop_back();
-        } else if (open_ < size_) {
-            ++open_;
-        } else if (auto given = waiting_.wait(lock, limit)) {
-            c = std::move(*given);
-        } else {
-            throw pool_exhausted("sertx: all " + std::to_string(size_) + " sessions of " + what_ +
-                                 " stayed in use for " + std::to_string(acquire_timeout_.count()) +
-                                 " ms; raise pool_size or acquire_timeout, or shorten transactions.");
-        }
-        lock.unlock();
-        if (c && c->healthy()) return lease(*this, std::move(c));
-        if (c) {  // its server went away while it was idle: open another in its place
-            c.reset();
-            sertx::counters::add(counters_.sessions_discarded);
-        }
-        return open_session();
-    }
+    lease acquire(std::chrono::steady_clock::time_point deadline);
 
     sertx::counters& counters() noexcept { return counters_; }
 
 private:
     /// Opens a session in a place already counted in open_.
-    lease open_session() {
-        try {
-            auto c = Connection::open(config_, counters_);
-            sertx::counters::add(counters_.sessions_opened);
-            return lease(*this, std::move(c));
-        } catch (...) {
-            std::lock_guard lock(mutex_);
-            free_place();
-            throw;
-        }
-    }
-
+    lease open_session();
     /// A counted place fell free: the first waiter opens a session in it.
-    void free_place() noexcept {
-        if (waiting_.empty())
-            --open_;
-        else
-            waiting_.hand_over(nullptr);
-    }
-
-    void give_back(std::unique_ptr<Connection> c) noexcept {
-        if (!c->reusable()) {
-            c.reset();
-            sertx::counters::add(counters_.sessions_discarded);
-        }
-        std::lock_guard lock(mutex_);
-        if (!c)
-            free_place();
-        else if (!waiting_.empty())
-            waiting_.hand_over(std::move(c));
-        else
-            idle_.push_back(std::move(c));
-    }
+    void free_place() noexcept;
+    void give_back(std::unique_ptr<Connection> c) noexcept;
 
     Config config_;
     std::size_t size_;
@@ -303,41 +210,15 @@ public:
     /// empty when the database cannot be reached before `deadline` or
     /// `resolve_timeout`, whichever is sooner.
     std::optional<std::optional<committed_key>> key_committed_elsewhere(
-        std::string_view key, std::chrono::steady_clock::time_point deadline) {
-        return ask_until(deadline, [&](Connection& c) -> std::optional<std::optional<committed_key>> {
-            c.begin(transaction_start{access_mode::read_only_deferrable});
-            std::optional<committed_key> written = c.journal().key_committed(key);
-            c.rollback();
-            return written;
-        });
-    }
+        std::string_view key, std::chrono::steady_clock::time_point deadline);
 
 protected:
     /// Runs `question` on a pooled session until it answers, retrying lost
     /// connections with a short pause, for at most resolve_timeout.
+    /// (Defined in impl/pool.ipp: call it from an adapter's .ipp.)
     template <class Question>
     auto ask_until(std::chrono::steady_clock::time_point deadline, Question&& question)
-        -> std::invoke_result_t<Question&, Connection&> {
-        const auto patience = std::chrono::steady_clock::now() + resolve_timeout;
-        const auto limit = deadline < patience ? deadline : patience;
-        for (;;) {
-            try {
-                auto lease = acquire(limit);
-                auto& c = lease.connection();
-                try {
-                    if (auto answer = question(c)) return answer;
-                } catch (...) {
-                    const failure f = c.classify(std::current_exception());
-                    c.abandon(f);
-                    if (!is_retryable(f)) return std::nullopt;
-                }
-            } catch (const connection_error&) {  // server still down: ask again until the limit
-            } catch (const pool_exhausted&) {
-            }
-            if (std::chrono::steady_clock::now() + resolve_pause >= limit) return std::nullopt;
-            std::this_thread::sleep_for(resolve_pause);
-        }
-    }
+        -> std::invoke_result_t<Question&, Connection&>;
 
     static constexpr std::chrono::milliseconds resolve_timeout{30'000};
     static constexpr std::chrono::milliseconds resolve_pause{200};
@@ -348,14 +229,29 @@ protected:
 /// The one way both adapters open a database: a pool of at most `size`
 /// connections, one of them opened and checked at once, so that a wrong
 /// connection string, a server that is down or a weak setting fails here.
+/// (Defined in impl/pool.ipp: call it from an adapter's .ipp.)
 template <class Database, class Config>
 Database open_database(Config config, std::size_t size, std::chrono::milliseconds acquire_timeout,
-                       std::string what) {
-    Database db(std::make_shared<typename Database::pool_type>(std::move(config), size, acquire_timeout,
-                                                               std::move(what)));
-    db.acquire(std::chrono::steady_clock::time_point::max());
-    return db;
-}
+                       std::string what);
 
 }  // namespace sertx::detail
 
+
+/// The shared templates an adapter instantiates with its own types, each
+/// named once: `SERTX_SOCI_ADAPTER_TEMPLATES(extern template, ...)` in its
+/// header under SERTX_SEPARATE_COMPILATION (no unit that includes the
+/// header instantiates them) and `SERTX_SOCI_ADAPTER_TEMPLATES(template,
+/// ...)` in its .ipp (the one unit that does), at global scope, after the
+/// adapter's connection and with effect_statements.hpp and
+/// migration_statements.hpp included. Types with a comma need a typedef.
+#define SERTX_SOCI_ADAPTER_TEMPLATES(KEYWORDS, Backend, Connection, Config)                \
+    KEYWORDS class sertx::detail::soci_connection<Connection>;                             \
+    KEYWORDS class sertx::detail::handoff_queue<std::unique_ptr<Connection>>;              \
+    KEYWORDS class sertx::detail::soci_pool<Connection, Config>;                           \
+    KEYWORDS class sertx::detail::soci_database<Backend, Connection, Config>;              \
+    KEYWORDS class sertx::detail::effect_statements<Connection>;                           \
+    KEYWORDS class sertx::detail::migration_statements<Connection>
+
+#if defined(SERTX_HEADER_ONLY)
+#include <sertx/soci/detail/impl/pool.ipp>
+#endif

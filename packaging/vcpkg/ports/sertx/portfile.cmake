@@ -25,6 +25,7 @@ vcpkg_cmake_configure(
         -DSERTX_BUILD_EXAMPLES=OFF
         -DSERTX_BUILD_BENCHMARKS=OFF
         -DSERTX_INSTALL=ON
+        -DSERTX_COMPILED=OFF  # header-only; separate compilation: docs/packaging.md
         "-DSERTX_INSTALL_CMAKEDIR=share/${PORT}"
         -DSERTX_INSTALL_PKGCONFIGDIR=share/pkgconfig
 )
