@@ -37,10 +37,8 @@
 #include <libpq-fe.h>
 #include <soci/postgresql/soci-postgresql.h>
 
-#include <algorithm>
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -300,8 +298,15 @@ public:
     /// INSERT for all of them; a failed insert skips the COMMIT.
     void schedule_with_commit(std::string_view key, std::string_view operation, std::string_view effect,
                               std::string_view payload, std::int64_t not_before) {
-        sertx::detail::effect_statements<connection>::append_effect_row(with_commit_, key, operation, effect,
-                                                                         payload, not_before);
+        if (with_commit_.empty()) prepare_schedule_effects();
+        if (effects_prepared_) {
+            const std::int64_t now = sertx::detail::unix_micros_now();
+            dialect::append_scheduled_effect(with_commit_, key, operation, effect, payload, now,
+                                             not_before > 0 ? not_before : now);
+        } else {
+            sertx::detail::effect_statements<connection>::append_effect_row(with_commit_, key, operation, effect,
+                                                                             payload, not_before);
+        }
         notify_after_commit(operation);
     }
 
@@ -315,12 +320,28 @@ public:
     /// notification's own transaction writes nothing to keep, so it commits
     /// without waiting for a flush (`synchronous_commit` off in it alone).
     void notify_after_commit(std::string_view operation) {
-        if (std::find(notified_.begin(), notified_.end(), operation) != notified_.end()) return;
-        notified_.emplace_back(operation);
+        if (notifies(operation)) return;
         after_commit_.append(after_commit_.empty() ? "; SET LOCAL synchronous_commit TO off; SELECT " : ", ");
         after_commit_.append("pg_notify('sertx_effect', convert_from(decode('");
         sertx::detail::append_hex(after_commit_, operation);
         after_commit_.append("', 'hex'), 'UTF8'))");
+    }
+
+    /// Whether after_commit_ notifies `operation` already: its name, in
+    /// hex, follows one of the NOTIFY's `decode('`.
+    bool notifies(std::string_view operation) const noexcept {
+        static constexpr std::string_view opening = "decode('";
+        const std::string_view text(after_commit_);
+        for (auto at = text.find(opening); at != std::string_view::npos; at = text.find(opening, at + 1)) {
+            const std::string_view hex = text.substr(at + opening.size());
+            if (hex.size() <= 2 * operation.size() || hex[2 * operation.size()] != '\'') continue;
+            bool same = true;
+            for (std::size_t i = 0; same && i < operation.size(); ++i)
+                same = sertx::detail::hex_nibble(hex[2 * i]) * 16 + sertx::detail::hex_nibble(hex[2 * i + 1]) ==
+                       static_cast<unsigned char>(operation[i]);
+            if (same) return true;
+        }
+        return false;
     }
 
     void rollback() {
@@ -474,6 +495,26 @@ private:
         return true;
     }
 
+    /// Prepares the journal's INSERT (`dialect::prepare_schedule_effects`)
+    /// the first time this session schedules an intent with COMMIT, as
+    /// prepare_key_statements does the key's, but inside the transaction:
+    /// a PREPARE is not undone by its ROLLBACK. Left as text behind a
+    /// transaction pooler, and in a transaction that has failed already,
+    /// whose COMMIT is refused anyway.
+    void prepare_schedule_effects() {
+        if (effects_prepared_ || transaction_pooling() || PQtransactionStatus(native_) != PQTRANS_INTRANS) return;
+        pg_result r(PQexec(native_, dialect::prepare_schedule_effects));
+        if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) fail(r.get(), dialect::prepare_schedule_effects);
+        effects_prepared_ = true;
+    }
+    /// Ends the intents' statement in with_commit_, in the form it began.
+    void close_scheduled_effects() {
+        if (effects_prepared_)
+            with_commit_.append(dialect::end_scheduled_effects);
+        else
+            sertx::detail::effect_statements<connection>::close_effect_rows(with_commit_);
+    }
+
     bool transaction_pooling() const noexcept {
         return config_ && config_->opts.pooler == pooler_mode::transaction;
     }
@@ -549,18 +590,11 @@ private:
         if (answers == 1) return begin;
         if (before == 0) batch_.clear();
         batch_.append(begin);
-        if (set_local) append_number(batch_.append("; SET LOCAL lock_timeout = "), set_local->count());
-        if (set) append_number(batch_.append("; SET lock_timeout = "), set->count());
+        if (set_local) sertx::detail::append_number(batch_.append("; SET LOCAL lock_timeout = "), set_local->count());
+        if (set) sertx::detail::append_number(batch_.append("; SET lock_timeout = "), set->count());
         if (start.verify_isolation) batch_.append("; SHOW transaction_isolation");
         if (replication) batch_.append("; ").append(dialect::replication_settings);
         return batch_.c_str();
-    }
-
-
-    static void append_number(std::string& out, long long n) {
-        char digits[24];
-        const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
-        out.append(digits, static_cast<std::size_t>(end - digits));
     }
 
     /// The answer of SHOW transaction_isolation.
@@ -647,7 +681,7 @@ private:
         refuse_unless_open();
         end_of_transaction();
         if (!with_commit_.empty()) {
-            sertx::detail::effect_statements<connection>::close_effect_rows(with_commit_);
+            close_scheduled_effects();
             with_commit_.append("; ").append(batch);
             batch = with_commit_.c_str();
         }
@@ -670,7 +704,6 @@ private:
     void forget_commit_extras() noexcept {
         with_commit_.clear();
         after_commit_.clear();
-        notified_.clear();
     }
 
     std::string query_text(const char* sql) {
@@ -733,6 +766,7 @@ private:
     bool standby_ = false;
     bool read_only_ = false;  // default_transaction_read_only=on when the session opened
     bool key_prepared_ = false;  // the key's statements are prepared in this session
+    bool effects_prepared_ = false;  // so is the journal's INSERT (prepare_schedule_effects)
     // The transaction in progress (or the last one) was begun read-write on
     // a writable server: a 25006 in it means the server turned read-only
     // (a demoted primary), and the attempt is retried on a fresh session.
@@ -745,7 +779,6 @@ private:
     std::string batch_;  // the text of a batch beyond BEGIN alone; reused, so that it keeps its capacity
     std::string with_commit_;  // the journal's intents for the next COMMIT batch (schedule_with_commit)
     std::string after_commit_;  // the NOTIFY after that COMMIT (notify_after_commit)
-    std::vector<std::string> notified_;  // the operations after_commit_ names
     sertx::detail::effect_statements<connection> journal_{*this};
     sertx::detail::migration_statements<connection> migrations_{*this};
     sertx::detail::session_objects objects_;  // after session_: destroyed first

@@ -18,7 +18,6 @@
 #include <soci/soci.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -506,12 +505,6 @@ public:
 
 private:
     Connection& self() noexcept { return connection_; }
-
-    static void append_number(std::string& out, std::int64_t n) {
-        char digits[24];
-        const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
-        out.append(digits, static_cast<std::size_t>(end - digits));
-    }
 
     /// A statement to run once: one round trip. SOCI's `prepare <<` makes a
     /// named server-side statement on PostgreSQL, which costs three (prepare,
