@@ -44,3 +44,39 @@ TEST_CASE("a keyed body that ends SQLite's transaction itself commits neither it
     CHECK(rows == 1);
     CHECK(last == 2);
 }
+
+// The intent's INSERT is a statement the connection keeps (issue 15):
+// prepared at the first intent, run again for the next ones, which it
+// writes as schedule would.
+TEST_CASE("a connection prepares the journal's INSERT once and runs it for every intent", "[sqlite3][effects]") {
+    sertx::test::temp_dir dir;
+    auto db = sertx::sqlite3::open(dir.file("kept.db"), {.pool_size = 1});  // one connection: every call shares it
+    sertx::install(db);
+    sertx::effects journal(db);
+    const auto kept_inserts = [&] {
+        auto lease = db.acquire(std::chrono::steady_clock::time_point::max());
+        int n = 0;
+        for (auto* s = sqlite_api::sqlite3_next_stmt(lease.connection().native_handle(), nullptr); s;
+             s = sqlite_api::sqlite3_next_stmt(lease.connection().native_handle(), s))
+            n += std::string_view(sqlite_api::sqlite3_sql(s)).starts_with("insert into sertx_effect");
+        return n;
+    };
+    CHECK(kept_inserts() == 0);
+    sertx::transact(db, [&](auto& tx) {
+        journal.template schedule<sertx::test::pay>(tx, "a", "first");
+        journal.template schedule<sertx::test::pay>(tx, "a", "second");  // the same key: the first is kept
+    });
+    CHECK(kept_inserts() == 1);
+    sertx::transact(db, [&](auto& tx) {
+        CHECK(journal.template schedule<sertx::test::pay>(tx, "b", "third"));  // asked: written at once
+        CHECK_FALSE(journal.template schedule<sertx::test::pay>(tx, "a", "fourth"));
+    });
+    CHECK(kept_inserts() == 1);
+    const auto a = journal.find("a"), b = journal.find("b");
+    REQUIRE(a.has_value());
+    REQUIRE(b.has_value());
+    CHECK(a->payload == "first");
+    CHECK(a->operation == "pay");
+    CHECK(b->payload == "third");
+    CHECK(journal.pending().size() == 2);
+}

@@ -95,6 +95,10 @@ struct dialect {
     /// No other process can be told; dispatchers poll (and those in the
     /// scheduling process are woken by the in-process signal).
     static constexpr bool notify_on_schedule = false;
+    /// The journal's INSERT of an intent stays prepared with the connection
+    /// (effect_statements::schedule_effect): no network, so preparing it was
+    /// most of what an intent cost.
+    static constexpr bool keep_schedule_statement = true;
     static constexpr const char* migration_table_exists =
         "select count(*) from sqlite_master where type = 'table' and name = 'sertx_schema'";
     static constexpr const char* lock_migration_table = nullptr;
