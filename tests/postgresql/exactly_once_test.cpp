@@ -8,6 +8,13 @@
 #include <sertx/sertx.hpp>
 #include <sertx/soci/postgresql.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
 namespace {
 
 /// A fresh PostgreSQL database, as support/exactly_once.hpp uses it.
@@ -144,4 +151,69 @@ TEST_CASE("behind a transaction pooler the journal's intents travel as text, and
     const auto a = journal.find("a");
     REQUIRE(a.has_value());
     CHECK(a->payload == "first");
+}
+
+namespace {
+
+/// The access method of the commit log's age index, and how many indexes
+/// of that name the table has.
+std::pair<std::string, long long> commit_log_age_index(sertx::postgresql::database& db) {
+    std::string kind;
+    long long indexes = 0;
+    sertx::transact(db, [&](auto& tx) {
+        tx.sql() << "select coalesce(min(a.amname), ''), count(*) from pg_index i join pg_class c on c.oid = "
+                    "i.indexrelid join pg_am a on a.oid = c.relam where i.indrelid = 'sertx_commit_log'::regclass "
+                    "and c.relname = 'sertx_commit_log_age'",
+            soci::into(kind), soci::into(indexes);
+    });
+    return {kind, indexes};
+}
+
+}  // namespace
+
+TEST_CASE("install replaces an older sertx's btree on the commit log's committed_at by BRIN, once, with concurrent "
+          "installers, and pruning still finds the old keys",
+          "[postgresql][exactly_once]") {
+    SERTX_REQUIRE_BACKEND(PostgreSQL);
+    sertx::test::pg_database pg;
+    auto db = sertx::postgresql::open(pg.conninfo(), {.pool_size = 8});
+    // The schema of sertx before issue 15, made by hand, with keys of two ages.
+    exec(db, "create table sertx_commit_log (key text primary key, attempt text not null, committed_at bigint not "
+             "null, request text not null default '')");
+    exec(db, "create index sertx_commit_log_age on sertx_commit_log (committed_at)");
+    exec(db, "insert into sertx_commit_log (key, attempt, committed_at) select 'old' || g, 'a', g from "
+             "generate_series(1, 500) g");
+    exec(db, "insert into sertx_commit_log (key, attempt, committed_at) values ('" + sertx::detail::to_hex("recent") +
+                 "', 'a', " + std::to_string(sertx::detail::unix_micros_now()) + ")");
+    REQUIRE(commit_log_age_index(db) == std::pair<std::string, long long>{"btree", 1});
+
+    std::vector<std::thread> installers;
+    std::atomic<int> failed{0};
+    for (int i = 0; i < 4; ++i)
+        installers.emplace_back([&] {
+            try {
+                sertx::install(db);
+            } catch (...) {
+                ++failed;
+            }
+        });
+    for (auto& t : installers) t.join();
+    CHECK(failed == 0);
+    CHECK(commit_log_age_index(db) == std::pair<std::string, long long>{"brin", 1});
+    sertx::install(db);  // again: nothing left to change
+    CHECK(commit_log_age_index(db) == std::pair<std::string, long long>{"brin", 1});
+
+    // The keys kept their meaning, and the range delete still finds the old ones.
+    CHECK_FALSE(sertx::transact(db, sertx::idempotency_key{"recent"}, [](auto&) { return 1; }));
+    CHECK(sertx::prune_commit_log(db, std::chrono::hours(1)) == 500);
+    CHECK(count(db, "select count(*) from sertx_commit_log") == 1);
+    CHECK_FALSE(sertx::transact(db, sertx::idempotency_key{"recent"}, [](auto&) { return 1; }));
+}
+
+TEST_CASE("a new install makes the commit log's age index BRIN", "[postgresql][exactly_once]") {
+    SERTX_REQUIRE_BACKEND(PostgreSQL);
+    sertx::test::pg_database pg;
+    auto db = sertx::postgresql::open(pg.conninfo(), {.pool_size = 1});
+    sertx::install(db);
+    CHECK(commit_log_age_index(db) == std::pair<std::string, long long>{"brin", 1});
 }

@@ -78,6 +78,12 @@ struct dialect {
         "select count(*) from pragma_table_info('sertx_commit_log') where name = 'request'";
     static constexpr const char* add_request_column =
         "alter table sertx_commit_log add column request text not null default ''";
+    /// The commit log's age index: SQLite's indexes are all b-trees, so
+    /// there is nothing to upgrade.
+    static constexpr const char* create_commit_log_age =
+        "create index if not exists sertx_commit_log_age on sertx_commit_log (committed_at)";
+    static constexpr const char* commit_log_age_is_btree = nullptr;
+    static constexpr const char* replace_commit_log_age = nullptr;
     /// A journal made before leases (issue 14) is rebuilt: SQLite cannot
     /// alter a CHECK constraint.
     static constexpr const char* effect_has_leases =

@@ -71,11 +71,11 @@ public:
             " attempt text not null,"          // the attempt that committed it (resolves a lost COMMIT)
             " committed_at bigint not null,"   // for prune_commit_log
             " request text not null default '');"  // the request's fingerprint, hex; '' when none was given
-            "create index if not exists sertx_commit_log_age on sertx_commit_log (committed_at);"
-            + effect_table("sertx_effect") +
+            + std::string(Connection::dialect::create_commit_log_age) + ";" + effect_table("sertx_effect") +
             ";create index if not exists sertx_effect_queue on sertx_effect (operation, state, scheduled_at)")
                            .c_str());
         upgrade_effect_table();
+        upgrade_commit_log_age();
         // A commit log made before request fingerprints existed gains the column.
         int has_request = 0;
         if constexpr (Connection::dialect::commit_log_has_request != nullptr)
@@ -153,6 +153,16 @@ public:
             if (has_mark == 0) self().execute(Connection::dialect::add_call_mark_column);
         }
         self().execute("create index if not exists sertx_effect_due on sertx_effect (operation, state, not_before)");
+    }
+
+    /// A commit log whose age index is of an older kind than the dialect's
+    /// (PostgreSQL: the btree of sertx before issue 15) gets the dialect's.
+    void upgrade_commit_log_age() {
+        if constexpr (Connection::dialect::commit_log_age_is_btree != nullptr) {
+            int old_kind = 0;
+            self().session() << Connection::dialect::commit_log_age_is_btree, ::soci::into(old_kind);
+            if (old_kind != 0) self().execute(Connection::dialect::replace_commit_log_age);
+        }
     }
 
     // ---- the commit log ----
