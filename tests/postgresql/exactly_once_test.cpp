@@ -217,3 +217,33 @@ TEST_CASE("a new install makes the commit log's age index BRIN", "[postgresql][e
     sertx::install(db);
     CHECK(commit_log_age_index(db) == std::pair<std::string, long long>{"brin", 1});
 }
+
+TEST_CASE("install drops the journal's index on scheduled_at that an older sertx made, and claims still use an index",
+          "[postgresql][effects]") {
+    SERTX_REQUIRE_BACKEND(PostgreSQL);
+    sertx::test::pg_database pg;
+    auto db = sertx::postgresql::open(pg.conninfo(), {.pool_size = 1});
+    sertx::install(db);
+    const std::string queue_index = "select count(*) from pg_indexes where tablename = 'sertx_effect' and indexname = "
+                                    "'sertx_effect_queue'";
+    CHECK(count(db, queue_index) == 0);
+    exec(db, "create index sertx_effect_queue on sertx_effect (operation, state, scheduled_at)");  // as before issue 15
+    sertx::install(db);
+    CHECK(count(db, queue_index) == 0);
+    sertx::install(db);
+    // The claim's pick reads sertx_effect_due, the index that stays.
+    std::string plan;
+    sertx::transact(db, [&](auto& tx) {
+        tx.sql() << "set local enable_seqscan = off";
+        soci::rowset<std::string> rows = (tx.sql().prepare << "explain select key from sertx_effect where operation = "
+                                                              "'pay' and state = 'pending' and not_before <= 1 order "
+                                                              "by not_before, scheduled_at, key limit 8");
+        for (const auto& line : rows) plan += line + "\n";
+    });
+    CHECK_THAT(plan, has_text("sertx_effect_due"));
+    sertx::effects journal(db);
+    sertx::transact(db, [&](auto& tx) { journal.template schedule<pay>(tx, "a", "first"); });
+    call_log log;
+    CHECK(journal.dispatch(pay{&log}, 10).done == 1);
+    CHECK(log.calls("first") == 1);
+}

@@ -80,3 +80,22 @@ TEST_CASE("a connection prepares the journal's INSERT once and runs it for every
     CHECK(b->payload == "third");
     CHECK(journal.pending().size() == 2);
 }
+
+TEST_CASE("install drops the journal's index on scheduled_at that an older sertx made", "[sqlite3][effects]") {
+    sertx::test::temp_dir dir;
+    auto db = sertx::sqlite3::open(dir.file("queue.db"), {.pool_size = 1});
+    sertx::install(db);
+    const std::string queue_index = "select count(*) from sqlite_master where type = 'index' and name = "
+                                    "'sertx_effect_queue'";
+    CHECK(sertx::test::count(db, queue_index) == 0);
+    sertx::test::exec(db, "create index sertx_effect_queue on sertx_effect (operation, state, scheduled_at)");
+    sertx::install(db);
+    CHECK(sertx::test::count(db, queue_index) == 0);
+    CHECK(sertx::test::count(db, "select count(*) from sqlite_master where type = 'index' and name = "
+                                 "'sertx_effect_due'") == 1);
+    sertx::effects journal(db);
+    sertx::transact(db, [&](auto& tx) { journal.template schedule<sertx::test::pay>(tx, "a", "first"); });
+    sertx::test::call_log log;
+    CHECK(journal.dispatch(sertx::test::pay{&log}, 10).done == 1);
+    CHECK(log.calls("first") == 1);
+}
