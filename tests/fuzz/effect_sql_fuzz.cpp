@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: BSL-1.0
 // The INSERT of the effect journal's intents that PostgreSQL's COMMIT batch
 // carries (soci/detail/effect_statements.hpp, append_effect_row) is built as
-// text. Whatever the key, payload and operation name hold, the statement
-// splits as exactly one statement (none can end it and start another),
-// every quoted literal in it is hex digits or one of the statement's own
-// words, and key, name and payload read back from their literals in order.
+// text, either as an INSERT of its own or, in a session that prepared it, as
+// an EXECUTE of one array literal (postgresql/backend.hpp,
+// append_scheduled_effect). Whatever the key, payload and operation name
+// hold, the statement splits as exactly one statement (none can end it and
+// start another), every quoted literal in it is hex digits or one of the
+// statement's own words (the EXECUTE: one literal whose array elements are
+// hex digits or a number), and key, name and payload read back from their
+// literals in order.
 #include <sertx/postgresql/backend.hpp>
 #include <sertx/soci/detail/effect_statements.hpp>
 #include <sertx/sql/split.hpp>
@@ -45,6 +49,27 @@ std::vector<std::string_view> values(std::string_view sql) {
         if (literal == "hex" || literal == "UTF8" || literal == "pending" || literal == "sertx_effect") continue;
         require(is_hex(literal));
         out.push_back(literal);
+    }
+    return out;
+}
+
+/// The double-quoted elements of the EXECUTE's one literal, an array of
+/// rows: nothing else but braces and commas between them.
+std::vector<std::string_view> elements(std::string_view sql) {
+    const std::string_view head = "execute sertx_schedule_effects('", tail = "')";
+    require(sql.substr(0, head.size()) == head && sql.size() >= head.size() + tail.size() &&
+            sql.substr(sql.size() - tail.size()) == tail);
+    const std::string_view array = sql.substr(head.size(), sql.size() - head.size() - tail.size());
+    std::vector<std::string_view> out;
+    for (std::size_t at = 0; at < array.size(); ++at) {
+        if (array[at] == '{' || array[at] == '}' || array[at] == ',') continue;
+        require(array[at] == '"');
+        const std::size_t end = array.find('"', at + 1);
+        require(end != std::string_view::npos);
+        const std::string_view element = array.substr(at + 1, end - at - 1);
+        require(is_hex(element));  // the numbers are decimal digits, which is_hex accepts too
+        out.push_back(element);
+        at = end;
     }
     return out;
 }

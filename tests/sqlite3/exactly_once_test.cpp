@@ -6,6 +6,7 @@
 
 #include <sertx/sertx.hpp>
 #include <sertx/soci/sqlite3.hpp>
+#include <soci/sqlite3/soci-sqlite3.h>  // SQLite's C API, in namespace sqlite_api
 
 namespace {
 
@@ -43,4 +44,59 @@ TEST_CASE("a keyed body that ends SQLite's transaction itself commits neither it
     });
     CHECK(rows == 1);
     CHECK(last == 2);
+}
+
+// The intent's INSERT is a statement the connection keeps (issue 15):
+// prepared at the first intent, run again for the next ones, which it
+// writes as schedule would.
+TEST_CASE("a connection prepares the journal's INSERT once and runs it for every intent", "[sqlite3][effects]") {
+    sertx::test::temp_dir dir;
+    auto db = sertx::sqlite3::open(dir.file("kept.db"), {.pool_size = 1});  // one connection: every call shares it
+    sertx::install(db);
+    sertx::effects journal(db);
+    const auto kept_inserts = [&] {
+        auto lease = db.acquire(std::chrono::steady_clock::time_point::max());
+        int n = 0;
+        for (auto* s = sqlite_api::sqlite3_next_stmt(lease.connection().native_handle(), nullptr); s;
+             s = sqlite_api::sqlite3_next_stmt(lease.connection().native_handle(), s))
+            n += std::string_view(sqlite_api::sqlite3_sql(s)).starts_with("insert into sertx_effect");
+        return n;
+    };
+    CHECK(kept_inserts() == 0);
+    sertx::transact(db, [&](auto& tx) {
+        journal.template schedule<sertx::test::pay>(tx, "a", "first");
+        journal.template schedule<sertx::test::pay>(tx, "a", "second");  // the same key: the first is kept
+    });
+    CHECK(kept_inserts() == 1);
+    sertx::transact(db, [&](auto& tx) {
+        CHECK(journal.template schedule<sertx::test::pay>(tx, "b", "third"));  // asked: written at once
+        CHECK_FALSE(journal.template schedule<sertx::test::pay>(tx, "a", "fourth"));
+    });
+    CHECK(kept_inserts() == 1);
+    const auto a = journal.find("a"), b = journal.find("b");
+    REQUIRE(a.has_value());
+    REQUIRE(b.has_value());
+    CHECK(a->payload == "first");
+    CHECK(a->operation == "pay");
+    CHECK(b->payload == "third");
+    CHECK(journal.pending().size() == 2);
+}
+
+TEST_CASE("install drops the journal's index on scheduled_at that an older sertx made", "[sqlite3][effects]") {
+    sertx::test::temp_dir dir;
+    auto db = sertx::sqlite3::open(dir.file("queue.db"), {.pool_size = 1});
+    sertx::install(db);
+    const std::string queue_index = "select count(*) from sqlite_master where type = 'index' and name = "
+                                    "'sertx_effect_queue'";
+    CHECK(sertx::test::count(db, queue_index) == 0);
+    sertx::test::exec(db, "create index sertx_effect_queue on sertx_effect (operation, state, scheduled_at)");
+    sertx::install(db);
+    CHECK(sertx::test::count(db, queue_index) == 0);
+    CHECK(sertx::test::count(db, "select count(*) from sqlite_master where type = 'index' and name = "
+                                 "'sertx_effect_due'") == 1);
+    sertx::effects journal(db);
+    sertx::transact(db, [&](auto& tx) { journal.template schedule<sertx::test::pay>(tx, "a", "first"); });
+    sertx::test::call_log log;
+    CHECK(journal.dispatch(sertx::test::pay{&log}, 10).done == 1);
+    CHECK(log.calls("first") == 1);
 }

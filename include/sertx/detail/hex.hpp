@@ -4,7 +4,9 @@
 // NUL included, valid text on every backend and readable in every tool),
 // names an attempt, and prints a key that is not printable.
 
+#include <charconv>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +29,14 @@ inline void append_hex(std::string& out, std::string_view bytes) {
     const std::size_t at = out.size();
     out.resize(at + bytes.size() * 2);
     write_hex(out.data() + at, bytes);
+}
+
+/// Appends the decimal digits of `n` to `out`, reusing its capacity: the
+/// numbers sertx writes into its own SQL text beside hex literals.
+inline void append_number(std::string& out, std::int64_t n) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+    out.append(digits, static_cast<std::size_t>(end - digits));
 }
 
 inline std::string to_hex(std::string_view bytes) {

@@ -214,6 +214,10 @@ public:
     /// without waiting for a flush (`synchronous_commit` off in it alone).
     void notify_after_commit(std::string_view operation);
 
+    /// Whether after_commit_ notifies `operation` already: its name, in
+    /// hex, follows one of the NOTIFY's `decode('`.
+    bool notifies(std::string_view operation) const noexcept;
+
     void rollback();
 
     /// After a failed attempt: roll back what is open; a session whose
@@ -270,6 +274,16 @@ private:
     /// (no commit log yet) may hold one of them, and is not reused.
     bool prepare_key_statements();
 
+    /// Prepares the journal's INSERT (`dialect::prepare_schedule_effects`)
+    /// the first time this session schedules an intent with COMMIT, as
+    /// prepare_key_statements does the key's, but inside the transaction:
+    /// a PREPARE is not undone by its ROLLBACK. Left as text behind a
+    /// transaction pooler, and in a transaction that has failed already,
+    /// whose COMMIT is refused anyway.
+    void prepare_schedule_effects();
+    /// Ends the intents' statement in with_commit_, in the form it began.
+    void close_scheduled_effects();
+
     bool transaction_pooling() const noexcept {
         return config_ && config_->opts.pooler == pooler_mode::transaction;
     }
@@ -302,8 +316,6 @@ private:
     /// its capacity: no transaction allocates its batch text.
     const char* begin_batch(const transaction_start& start, std::size_t before = 0);
 
-
-    static void append_number(std::string& out, long long n);
 
     /// The answer of SHOW transaction_isolation.
     static void check_isolation(const PGresult* shown);
@@ -373,6 +385,7 @@ private:
     bool standby_ = false;
     bool read_only_ = false;  // default_transaction_read_only=on when the session opened
     bool key_prepared_ = false;  // the key's statements are prepared in this session
+    bool effects_prepared_ = false;  // so is the journal's INSERT (prepare_schedule_effects)
     // The transaction in progress (or the last one) was begun read-write on
     // a writable server: a 25006 in it means the server turned read-only
     // (a demoted primary), and the attempt is retried on a fresh session.
@@ -385,7 +398,6 @@ private:
     std::string batch_;  // the text of a batch beyond BEGIN alone; reused, so that it keeps its capacity
     std::string with_commit_;  // the journal's intents for the next COMMIT batch (schedule_with_commit)
     std::string after_commit_;  // the NOTIFY after that COMMIT (notify_after_commit)
-    std::vector<std::string> notified_;  // the operations after_commit_ names
     sertx::detail::effect_statements<connection> journal_{*this};
     sertx::detail::migration_statements<connection> migrations_{*this};
     sertx::detail::session_objects objects_;  // after session_: destroyed first

@@ -78,6 +78,12 @@ struct dialect {
         "select count(*) from pragma_table_info('sertx_commit_log') where name = 'request'";
     static constexpr const char* add_request_column =
         "alter table sertx_commit_log add column request text not null default ''";
+    /// The commit log's age index: SQLite's indexes are all b-trees, so
+    /// there is nothing to upgrade.
+    static constexpr const char* create_commit_log_age =
+        "create index if not exists sertx_commit_log_age on sertx_commit_log (committed_at)";
+    static constexpr const char* commit_log_age_is_btree = nullptr;
+    static constexpr const char* replace_commit_log_age = nullptr;
     /// A journal made before leases (issue 14) is rebuilt: SQLite cannot
     /// alter a CHECK constraint.
     static constexpr const char* effect_has_leases =
@@ -95,6 +101,10 @@ struct dialect {
     /// No other process can be told; dispatchers poll (and those in the
     /// scheduling process are woken by the in-process signal).
     static constexpr bool notify_on_schedule = false;
+    /// The journal's INSERT of an intent stays prepared with the connection
+    /// (effect_statements::schedule_effect): no network, so preparing it was
+    /// most of what an intent cost.
+    static constexpr bool keep_schedule_statement = true;
     static constexpr const char* migration_table_exists =
         "select count(*) from sqlite_master where type = 'table' and name = 'sertx_schema'";
     static constexpr const char* lock_migration_table = nullptr;

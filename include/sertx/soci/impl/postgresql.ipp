@@ -17,9 +17,7 @@
 #include <libpq-fe.h>
 #include <soci/postgresql/soci-postgresql.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdlib>
 #include <cstring>
 
@@ -154,18 +152,39 @@ SERTX_DECL void connection::commit_with_key(std::string_view key, std::string_vi
 SERTX_DECL void connection::schedule_with_commit(std::string_view key, std::string_view operation,
                                                  std::string_view effect, std::string_view payload,
                                                  std::int64_t not_before) {
-    sertx::detail::effect_statements<connection>::append_effect_row(with_commit_, key, operation, effect,
-                                                                     payload, not_before);
+    if (with_commit_.empty()) prepare_schedule_effects();
+    if (effects_prepared_) {
+        const std::int64_t now = sertx::detail::unix_micros_now();
+        dialect::append_scheduled_effect(with_commit_, key, operation, effect, payload, now,
+                                         not_before > 0 ? not_before : now);
+    } else {
+        sertx::detail::effect_statements<connection>::append_effect_row(with_commit_, key, operation, effect,
+                                                                         payload, not_before);
+    }
     notify_after_commit(operation);
 }
 
 SERTX_DECL void connection::notify_after_commit(std::string_view operation) {
-    if (std::find(notified_.begin(), notified_.end(), operation) != notified_.end()) return;
-    notified_.emplace_back(operation);
+    if (notifies(operation)) return;
     after_commit_.append(after_commit_.empty() ? "; SET LOCAL synchronous_commit TO off; SELECT " : ", ");
     after_commit_.append("pg_notify('sertx_effect', convert_from(decode('");
     sertx::detail::append_hex(after_commit_, operation);
     after_commit_.append("', 'hex'), 'UTF8'))");
+}
+
+SERTX_DECL bool connection::notifies(std::string_view operation) const noexcept {
+    static constexpr std::string_view opening = "decode('";
+    const std::string_view text(after_commit_);
+    for (auto at = text.find(opening); at != std::string_view::npos; at = text.find(opening, at + 1)) {
+        const std::string_view hex = text.substr(at + opening.size());
+        if (hex.size() <= 2 * operation.size() || hex[2 * operation.size()] != '\'') continue;
+        bool same = true;
+        for (std::size_t i = 0; same && i < operation.size(); ++i)
+            same = sertx::detail::hex_nibble(hex[2 * i]) * 16 + sertx::detail::hex_nibble(hex[2 * i + 1]) ==
+                   static_cast<unsigned char>(operation[i]);
+        if (same) return true;
+    }
+    return false;
 }
 
 SERTX_DECL void connection::rollback() {
@@ -291,6 +310,20 @@ SERTX_DECL bool connection::prepare_key_statements() {
     return true;
 }
 
+SERTX_DECL void connection::prepare_schedule_effects() {
+    if (effects_prepared_ || transaction_pooling() || PQtransactionStatus(native_) != PQTRANS_INTRANS) return;
+    pg_result r(PQexec(native_, dialect::prepare_schedule_effects));
+    if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) fail(r.get(), dialect::prepare_schedule_effects);
+    effects_prepared_ = true;
+}
+
+SERTX_DECL void connection::close_scheduled_effects() {
+    if (effects_prepared_)
+        with_commit_.append(dialect::end_scheduled_effects);
+    else
+        sertx::detail::effect_statements<connection>::close_effect_rows(with_commit_);
+}
+
 SERTX_DECL void connection::note_replication(const config& c, std::string_view standby_names,
                                              std::string_view sync_commit) {
     std::string gap;
@@ -339,17 +372,11 @@ SERTX_DECL const char* connection::begin_batch(const transaction_start& start, s
     if (answers == 1) return begin;
     if (before == 0) batch_.clear();
     batch_.append(begin);
-    if (set_local) append_number(batch_.append("; SET LOCAL lock_timeout = "), set_local->count());
-    if (set) append_number(batch_.append("; SET lock_timeout = "), set->count());
+    if (set_local) sertx::detail::append_number(batch_.append("; SET LOCAL lock_timeout = "), set_local->count());
+    if (set) sertx::detail::append_number(batch_.append("; SET lock_timeout = "), set->count());
     if (start.verify_isolation) batch_.append("; SHOW transaction_isolation");
     if (replication) batch_.append("; ").append(dialect::replication_settings);
     return batch_.c_str();
-}
-
-SERTX_DECL void connection::append_number(std::string& out, long long n) {
-    char digits[24];
-    const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
-    out.append(digits, static_cast<std::size_t>(end - digits));
 }
 
 SERTX_DECL void connection::check_isolation(const PGresult* shown) {
@@ -397,7 +424,7 @@ SERTX_DECL void connection::commit_batch(const char* batch) {
     refuse_unless_open();
     end_of_transaction();
     if (!with_commit_.empty()) {
-        sertx::detail::effect_statements<connection>::close_effect_rows(with_commit_);
+        close_scheduled_effects();
         with_commit_.append("; ").append(batch);
         batch = with_commit_.c_str();
     }
@@ -422,7 +449,6 @@ SERTX_DECL bool connection::ended_transaction(PGresult* r) {
 SERTX_DECL void connection::forget_commit_extras() noexcept {
     with_commit_.clear();
     after_commit_.clear();
-    notified_.clear();
 }
 
 SERTX_DECL std::string connection::query_text(const char* sql) {

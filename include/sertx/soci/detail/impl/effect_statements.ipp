@@ -10,7 +10,6 @@
 #include <sertx/failure.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <tuple>
 #include <utility>
@@ -86,11 +85,10 @@ void effect_statements<Connection>::install_exactly_once() {
         " attempt text not null,"          // the attempt that committed it (resolves a lost COMMIT)
         " committed_at bigint not null,"   // for prune_commit_log
         " request text not null default '');"  // the request's fingerprint, hex; '' when none was given
-        "create index if not exists sertx_commit_log_age on sertx_commit_log (committed_at);"
-        + effect_table("sertx_effect") +
-        ";create index if not exists sertx_effect_queue on sertx_effect (operation, state, scheduled_at)")
+        + std::string(Connection::dialect::create_commit_log_age) + ";" + effect_table("sertx_effect"))
                        .c_str());
     upgrade_effect_table();
+    upgrade_commit_log_age();
     // A commit log made before request fingerprints existed gains the column.
     int has_request = 0;
     if constexpr (Connection::dialect::commit_log_has_request != nullptr)
@@ -135,9 +133,7 @@ void effect_statements<Connection>::upgrade_effect_table() {
             self().execute((effect_table("sertx_effect_upgrade") + ";insert into sertx_effect_upgrade (" +
                             old_columns + ") select " + old_columns +
                             " from sertx_effect;drop table sertx_effect;"
-                            "alter table sertx_effect_upgrade rename to sertx_effect;"
-                            "create index if not exists sertx_effect_queue on sertx_effect (operation, state, "
-                            "scheduled_at)")
+                            "alter table sertx_effect_upgrade rename to sertx_effect")
                                .c_str());
         } else {
             self().execute((std::string("alter table sertx_effect add column if not exists lease_until bigint "
@@ -159,6 +155,21 @@ void effect_statements<Connection>::upgrade_effect_table() {
         if (has_mark == 0) self().execute(Connection::dialect::add_call_mark_column);
     }
     self().execute("create index if not exists sertx_effect_due on sertx_effect (operation, state, not_before)");
+    // The index of sertx before issue 15 on (operation, state,
+    // scheduled_at): every query of the journal that filters on operation
+    // and state is served by sertx_effect_due (the claim's order starts
+    // with not_before), so it only cost each intent's insert and each
+    // change of state one more b-tree entry.
+    self().execute("drop index if exists sertx_effect_queue");
+}
+
+template <class Connection>
+void effect_statements<Connection>::upgrade_commit_log_age() {
+    if constexpr (Connection::dialect::commit_log_age_is_btree != nullptr) {
+        int old_kind = 0;
+        self().session() << Connection::dialect::commit_log_age_is_btree, ::soci::into(old_kind);
+        if (old_kind != 0) self().execute(Connection::dialect::replace_commit_log_age);
+    }
 }
 
 template <class Connection>
@@ -204,10 +215,24 @@ bool effect_statements<Connection>::schedule_effect(std::string_view key, std::s
     // The wake-up of other processes' dispatchers goes after COMMIT
     // (PostgreSQL: the connection's notify_after_commit).
     if constexpr (Connection::dialect::notify_on_schedule) self().notify_after_commit(operation);
-    return changed(once("insert into sertx_effect (key, operation, effect, payload, state, scheduled_at, "
-                        "not_before) values (:k, :o, :e, :p, 'pending', :t, :n) on conflict (key) do nothing",
-                        ::soci::use(k), ::soci::use(o), ::soci::use(e), ::soci::use(p), ::soci::use(now),
-                        ::soci::use(due))) == 1;
+    if constexpr (keeps_schedule_statement)
+        return schedule_kept(std::move(k), std::move(o), std::move(e), std::move(p), now, due);
+    return changed(once(schedule_sql, ::soci::use(k), ::soci::use(o), ::soci::use(e), ::soci::use(p),
+                        ::soci::use(now), ::soci::use(due))) == 1;
+}
+
+template <class Connection>
+bool effect_statements<Connection>::schedule_kept(std::string key, std::string operation, std::string effect,
+                                                  std::string payload, long long now, long long due) {
+    auto& kept = self().objects().template get<schedule_statement>(self().session());
+    kept.key = std::move(key);
+    kept.operation = std::move(operation);
+    kept.effect = std::move(effect);
+    kept.payload = std::move(payload);
+    kept.now = now;
+    kept.due = due;
+    kept.statement.execute(true);
+    return kept.statement.get_affected_rows() == 1;
 }
 
 template <class Connection>
@@ -473,13 +498,6 @@ bool effect_statements<Connection>::resolve_effect(std::string_view key, effect_
     return changed(once("update sertx_effect set state = :s, resolved_by = :b, note = :n, settled_at = :t "
                         "where key = :k and state = 'in_doubt'",
                         ::soci::use(s), ::soci::use(b), ::soci::use(n), ::soci::use(now), ::soci::use(k))) == 1;
-}
-
-template <class Connection>
-void effect_statements<Connection>::append_number(std::string& out, std::int64_t n) {
-    char digits[24];
-    const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
-    out.append(digits, static_cast<std::size_t>(end - digits));
 }
 
 template <class Connection>
