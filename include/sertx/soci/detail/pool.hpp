@@ -9,7 +9,6 @@
 /// health and reconnection are done here: a connection is checked when it is
 /// taken from the pool, and one whose server connection failed is never put
 /// back.
-
 ///
 /// The templates here are instantiated with each adapter's own types, once
 /// per program with SERTX_SEPARATE_COMPILATION: their heavy members are
