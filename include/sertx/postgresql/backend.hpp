@@ -148,7 +148,7 @@ struct dialect {
     static constexpr const char* create_commit_log_age =
         "create index if not exists sertx_commit_log_age on sertx_commit_log using brin (committed_at)";
     /// A commit log installed before that has a btree index of that name,
-    /// replaced in the install's transaction: its DROP INDEX locks the table
+    /// dropped and made again in the install's transaction: its DROP INDEX locks the table
     /// until install commits, so no keyed transaction runs without an index
     /// or sees half of it. A concurrent installer queued behind the advisory
     /// lock may have read the catalog before the other committed, and then
@@ -157,9 +157,7 @@ struct dialect {
         "select count(*) from pg_index i join pg_class c on c.oid = i.indexrelid join pg_am a on a.oid = c.relam "
         "where i.indrelid = to_regclass('sertx_commit_log') and c.relname = 'sertx_commit_log_age' and "
         "a.amname = 'btree'";
-    static constexpr const char* replace_commit_log_age =
-        "drop index if exists sertx_commit_log_age; create index if not exists sertx_commit_log_age on "
-        "sertx_commit_log using brin (committed_at)";
+    static constexpr const char* drop_commit_log_age = "drop index if exists sertx_commit_log_age";
     /// A journal made before leases is altered in place: the columns added,
     /// the state CHECK (named by PostgreSQL's default,
     /// `sertx_effect_state_check`) dropped and made again with `dead`.

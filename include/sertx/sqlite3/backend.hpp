@@ -83,7 +83,7 @@ struct dialect {
     static constexpr const char* create_commit_log_age =
         "create index if not exists sertx_commit_log_age on sertx_commit_log (committed_at)";
     static constexpr const char* commit_log_age_is_btree = nullptr;
-    static constexpr const char* replace_commit_log_age = nullptr;
+    static constexpr const char* drop_commit_log_age = nullptr;
     /// A journal made before leases (issue 14) is rebuilt: SQLite cannot
     /// alter a CHECK constraint.
     static constexpr const char* effect_has_leases =

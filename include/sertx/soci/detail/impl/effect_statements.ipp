@@ -168,7 +168,10 @@ void effect_statements<Connection>::upgrade_commit_log_age() {
     if constexpr (Connection::dialect::commit_log_age_is_btree != nullptr) {
         int old_kind = 0;
         self().session() << Connection::dialect::commit_log_age_is_btree, ::soci::into(old_kind);
-        if (old_kind != 0) self().execute(Connection::dialect::replace_commit_log_age);
+        if (old_kind != 0) {
+            self().execute(Connection::dialect::drop_commit_log_age);
+            self().execute(Connection::dialect::create_commit_log_age);
+        }
     }
 }
 
