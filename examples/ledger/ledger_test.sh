@@ -72,13 +72,25 @@ crash_and_resume() {
   expect "recover\(\): nothing was left started"
   expect "payouts in doubt: 1; sertx never pays them again by itself"
   expect "^ +$key \(account [0-9]+, amount [0-9,]+\): the network received it 1 time\(s\)$"
-  expect "done and received once, 1 in doubt \(received by the network: 1\)"
+  # The crash victim is in doubt. The second dispatcher died with this process
+  # (a pod of a killed node), and may have died holding a marked claim of its
+  # own: rescued during this run, that one is in doubt too, received by the
+  # network or not, depending on where SIGKILL found it (seen once in CI).
+  expect "done and received once, [0-9]+ in doubt \(received by the network: [0-9]+\)"
   invariants_hold
   [ "$(times_paid "$key")" -eq 1 ] || fail "$key was paid $(times_paid "$key") times"
 
   run 0 effects resolve "$key" "done" --note "the network's log shows it paid once" "$@"
   expect "payout $key .* settled as done"
   refused "is done, not in doubt" effects resolve "$key" "done" --note again "$@"
+  # Any other payout in doubt (the second dispatcher's, above) is settled as
+  # an operator would, by the network's log: never received, failed (refunded).
+  run 0 effects list "$@" --network-log "$network"
+  for other in $(grep -Eo '^  wd-[0-9a-f]+' <<<"$out"); do
+    outcome=done
+    [ "$(times_paid "$other")" -eq 0 ] && outcome=failed
+    run 0 effects resolve "$other" "$outcome" --note "settled by the network's log" "$@"
+  done
   run 0 effects list "$@" --network-log "$network"
   expect "payouts in doubt in .*: 0$"
   run 0 demo "$@" --network-log "$network" --workers 3 --seconds 1
