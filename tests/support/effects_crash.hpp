@@ -247,9 +247,18 @@ void two_processes_call_each_once(Db& db, const std::string& backend, const std:
     for (const auto& k : keys) twice += calls_of(calls, k) != 1;
     CHECK(twice == 0);
     CHECK(count(db, "select count(*) from sertx_effect where state = 'done'") == n);
-    // Both took part: the claim really was contended.
-    CHECK(count(db, "select count(*) from sertx_effect where dispatcher = 'node-A'") > 0);
-    CHECK(count(db, "select count(*) from sertx_effect where dispatcher = 'node-B'") > 0);
+    // Both took part, so the claim really was contended: on PostgreSQL. Two
+    // SQLite processes meet in SQLite's busy handler, which lets the one that
+    // has just committed win again (its sleeps grow to 100 ms), so one may
+    // drain the journal alone, as one did once under ASan: sertx's writer
+    // queue orders the writers of one process only. Once-each holds either way.
+    const auto by_a = count(db, "select count(*) from sertx_effect where dispatcher = 'node-A'");
+    const auto by_b = count(db, "select count(*) from sertx_effect where dispatcher = 'node-B'");
+    UNSCOPED_INFO("node-A settled " << by_a << ", node-B " << by_b);
+    if (backend == "postgresql") {
+        CHECK(by_a > 0);
+        CHECK(by_b > 0);
+    }
 }
 
 /// Two dispatchers killed from outside at random moments (mid-statement,
